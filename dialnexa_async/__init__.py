@@ -1,0 +1,85 @@
+"""dialnexa_async: the async Python SDK for the DialNexa voice-calling API.
+
+::
+
+    from dialnexa_async import AsyncDialNexa
+
+    async with AsyncDialNexa() as dn:  # the key from $DIALNEXA_API_KEY
+        async for lead in dn.workflows.leads.list("wf_abc123"):
+            print(lead.id, lead.status)
+"""
+
+from ._pagination import PagedIterator, PaginationStats
+from ._session import AsyncDialNexa
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    DialNexaError,
+    EnrollmentError,
+    InternalServerError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    SourceValidationError,
+    UnprocessableEntityError,
+)
+from .models import (
+    CampaignLead,
+    Enrollment,
+    EnrollmentResult,
+    LeadHistory,
+    LeadHistoryStep,
+    LeadStatus,
+    Page,
+    PageMeta,
+    RowError,
+    UploadFailure,
+    Workflow,
+    WorkflowAction,
+    WorkflowLead,
+    WorkflowStatus,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncDialNexa",
+    "AuthenticationError",
+    "BadRequestError",
+    "CampaignLead",
+    "ConflictError",
+    "DialNexaError",
+    "Enrollment",
+    "EnrollmentError",
+    "EnrollmentResult",
+    "InternalServerError",
+    "LeadHistory",
+    "LeadHistoryStep",
+    "LeadStatus",
+    "NotFoundError",
+    "Page",
+    "PageMeta",
+    "PagedIterator",
+    "PaginationError",
+    "PaginationStats",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RowError",
+    "SourceValidationError",
+    "UnprocessableEntityError",
+    "UploadFailure",
+    "Workflow",
+    "WorkflowAction",
+    "WorkflowLead",
+    "WorkflowStatus",
+    "__version__",
+]

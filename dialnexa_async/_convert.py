@@ -1,0 +1,395 @@
+"""The one cattrs converter, and every hook that lets it read what the API sends.
+
+The API speaks several dialects at once (see ``shared/seeds/README.md`` and
+``shared/api/README.md``): snake_case and camelCase keys, ``created_at``/``enrolled_at``,
+``metadata``/``notes``/``dynamic_variables``, ``title``/``name``, a ``{statusCode, message,
+data}`` envelope, ``meta`` with or without ``totalPages`` or no ``meta`` at all. Each model class
+gets a key-normalising step in front of cattrs' generated structure function, so the models stay
+plain and the dialects live here, in one table.
+
+Decoding failures of any kind become :class:`~dialnexa_async.errors.APIResponseValidationError`
+naming the field that was wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import NoneType, UnionType
+from typing import Any, NoReturn, TypeVar, Union, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+
+from .errors import APIResponseValidationError
+from .models import (
+    CampaignLead,
+    Enrollment,
+    LeadHistory,
+    LeadHistoryStep,
+    LeadStatus,
+    Page,
+    PageMeta,
+    RowError,
+    Workflow,
+    WorkflowLead,
+    WorkflowStatus,
+)
+
+__all__ = ["converter", "decode", "decode_page", "decode_row_errors", "unwrap"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(detailed_validation=True)
+
+# Wire key -> attribute name, per class. Keys not listed pass through unchanged; the first alias
+# present wins over later ones only if the canonical key is absent (see _normaliser).
+_ALIASES: dict[type, dict[str, str]] = {
+    Workflow: {
+        "name": "title",
+        "organizationId": "organization_id",
+        "nodeCount": "node_count",
+        "edgeCount": "edge_count",
+        "enrolledLeads": "enrolled_leads",
+        "createdAt": "created_at",
+        "updatedAt": "updated_at",
+    },
+    WorkflowLead: {
+        "created_at": "enrolled_at",
+        "createdAt": "enrolled_at",
+        "enrolledAt": "enrolled_at",
+        "phoneNumber": "phone_number",
+        "currentNodeId": "current_node_id",
+        "workflowId": "workflow_id",
+        "dynamic_variables": "metadata",
+        "dynamicVariables": "metadata",
+    },
+    CampaignLead: {
+        "notes": "metadata",
+        "dynamic_variables": "metadata",
+        "dynamicVariables": "metadata",
+        "phoneNumber": "phone_number",
+        "campaignId": "campaign_id",
+        "callLogId": "call_log_id",
+        "createdAt": "created_at",
+    },
+    LeadHistoryStep: {
+        "nodeId": "node_id",
+        "nodeType": "node_type",
+        "callId": "call_id",
+        "startedAt": "started_at",
+        "endedAt": "ended_at",
+    },
+    RowError: {"row_numbers": "rows"},
+}
+
+
+def _normaliser(cls: type) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    aliases = _ALIASES.get(cls, {})
+    fields = {a.name for a in cls.__attrs_attrs__}  # type: ignore[attr-defined]
+
+    def normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(raw, Mapping):
+            raise TypeError(f"expected an object, got {type(raw).__name__}")
+        out: dict[str, Any] = {key: value for key, value in raw.items() if key in fields}
+        # Aliases fill a field only where its own key is absent or null.
+        for key, value in raw.items():
+            target = aliases.get(key)
+            if target is not None and out.get(target) is None:
+                out[target] = value
+        return out
+
+    return normalise
+
+
+def _register_model(cls: type) -> None:
+    structure: Callable[[Mapping[str, Any], Any], Any] = make_dict_structure_fn(cls, converter)
+    normalise = _normaliser(cls)
+
+    def hook(raw: Any, _: type) -> Any:
+        return structure(normalise(raw), cls)
+
+    converter.register_structure_hook(cls, hook)
+
+
+# --- scalar hooks -----------------------------------------------------------------------------
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 time stamp, got {type(value).__name__}")
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+converter.register_structure_hook(datetime, _structure_datetime)
+
+
+def _structure_str(value: Any, _: type) -> str:
+    # Ids and phone numbers occasionally arrive as JSON numbers; booleans/objects never are strings.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+converter.register_structure_hook(str, _structure_str)
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+converter.register_structure_hook(int, _structure_int)
+
+
+def _enum_or_str(enum_cls: type[enum.StrEnum], aliases: Mapping[str, enum.StrEnum]) -> Any:
+    members = {m.value: m for m in enum_cls} | dict(aliases)
+
+    def hook(value: Any, _: type) -> enum.StrEnum | str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"expected a status string, got {type(value).__name__}")
+        # An unknown status is the server's news, not an error: keep the string.
+        return members.get(value.lower(), value)
+
+    return hook
+
+
+_STATUS_HOOKS = {
+    WorkflowStatus: _enum_or_str(WorkflowStatus, {"running": WorkflowStatus.ACTIVE}),
+    LeadStatus: _enum_or_str(LeadStatus, {}),
+}
+
+
+def _is_status_union(tp: Any) -> bool:
+    if get_origin(tp) not in (Union, UnionType):
+        return False
+    return any(arg in _STATUS_HOOKS for arg in get_args(tp))
+
+
+def _structure_status_union(value: Any, tp: Any) -> Any:
+    enum_cls = next(arg for arg in get_args(tp) if arg in _STATUS_HOOKS)
+    if value is None and NoneType not in get_args(tp):
+        raise TypeError("expected a status, got null")
+    return _STATUS_HOOKS[enum_cls](value, enum_cls)
+
+
+converter.register_structure_hook_func(_is_status_union, _structure_status_union)
+
+
+def _structure_mapping(value: Any, _: type) -> Mapping[str, object]:
+    # Dynamic variables are free-form; null means none.
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return dict(value)
+
+
+converter.register_structure_hook_func(lambda tp: tp == Mapping[str, object], _structure_mapping)
+
+
+for _cls in (Workflow, WorkflowLead, CampaignLead, LeadHistoryStep, RowError):
+    _register_model(_cls)
+
+
+# --- composite shapes -------------------------------------------------------------------------
+
+
+def unwrap(payload: Any) -> Any:
+    """The object inside a ``{statusCode, message, data}`` envelope, or the payload itself."""
+    if isinstance(payload, Mapping) and "statusCode" in payload and "data" in payload:
+        return payload["data"]
+    return payload
+
+
+def _structure_enrollment(raw: Any, _: type) -> Enrollment:
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"expected an object, got {type(raw).__name__}")
+    message = raw.get("message")
+    message = message if isinstance(message, str) else None
+    inner = raw.get("data")
+    if isinstance(inner, Mapping) and "statusCode" in raw:
+        if "leads_enrolled" in inner or "leadsEnrolled" in inner or "id" in inner:
+            # The envelope wraps one of the seed forms.
+            decoded = _structure_enrollment(inner, Enrollment)
+            return decoded if decoded.message else _evolve_message(decoded, message)
+        # Observed live form: {"+9198...": ["lead_..."]}, count.
+        lead_ids = converter.structure(inner, dict[str, list[str]])
+        count = raw.get("count")
+        enrolled = (
+            converter.structure(count, int)
+            if count is not None
+            else sum(len(ids) for ids in lead_ids.values())
+        )
+        return Enrollment(leads_enrolled=enrolled, message=message, lead_ids=lead_ids)
+    if "leads_enrolled" in raw or "leadsEnrolled" in raw:
+        enrolled_raw = raw.get("leads_enrolled", raw.get("leadsEnrolled"))
+        workflow_id = raw.get("workflow_id", raw.get("workflowId"))
+        return Enrollment(
+            leads_enrolled=converter.structure(enrolled_raw, int),
+            workflow_id=None if workflow_id is None else converter.structure(workflow_id, str),
+            message=message,
+        )
+    if "id" in raw:
+        # One seed example answers with the enrolled lead itself.
+        lead = converter.structure(raw, WorkflowLead)
+        return Enrollment(leads_enrolled=1, workflow_id=lead.workflow_id, lead=lead)
+    raise ValueError("expected leads_enrolled, a lead object, or a data map of lead ids")
+
+
+def _evolve_message(enrollment: Enrollment, message: str | None) -> Enrollment:
+    return attrs.evolve(enrollment, message=message)
+
+
+converter.register_structure_hook(Enrollment, _structure_enrollment)
+
+
+def _structure_history(raw: Any, _: type) -> LeadHistory:
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"expected an object, got {type(raw).__name__}")
+    lead = converter.structure(raw.get("lead"), WorkflowLead)
+    steps_raw = raw.get("history", raw.get("steps"))
+    steps = converter.structure(steps_raw if steps_raw is not None else [], list[LeadHistoryStep])
+    far_past = datetime.min.replace(tzinfo=UTC)
+    steps.sort(key=lambda s: s.started_at or far_past)
+    return LeadHistory(lead=lead, steps=steps)
+
+
+converter.register_structure_hook(LeadHistory, _structure_history)
+
+
+def _first(raw: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = raw.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _page_meta(payload: Mapping[str, Any], n_items: int, page: int, limit: int) -> PageMeta:
+    meta = payload.get("meta")
+    meta = meta if isinstance(meta, Mapping) else {}
+    total_raw = _first(meta, "total", "totalItems", "total_items")
+    if total_raw is None:
+        total_raw = payload.get("count")
+    if total_raw is None:
+        # No count at all: this page is all there is.
+        total = (page - 1) * limit + n_items
+    else:
+        total = converter.structure(total_raw, int)
+    page_raw = _first(meta, "page", "currentPage", "current_page")
+    limit_raw = _first(meta, "limit", "itemsPerPage", "items_per_page", "per_page")
+    got_page = page if page_raw is None else converter.structure(page_raw, int)
+    got_limit = limit if limit_raw is None else converter.structure(limit_raw, int)
+    pages_raw = _first(meta, "totalPages", "total_pages")
+    if pages_raw is None:
+        total_pages = math.ceil(total / got_limit) if got_limit > 0 else 0
+    else:
+        total_pages = converter.structure(pages_raw, int)
+    return PageMeta(page=got_page, limit=got_limit, total=total, total_pages=total_pages)
+
+
+def _context(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "method": ctx["method"],
+        "path": ctx["path"],
+        "status_code": ctx.get("status_code", 200),
+    }
+
+
+def _fail(exc: Exception, payload: Any, what: str, ctx: Mapping[str, Any]) -> NoReturn:
+    if isinstance(exc, cattrs.BaseValidationError):
+        detail = "; ".join(cattrs.transform_error(exc, path=what))
+    else:
+        detail = f"{exc} @ {what}"
+    raise APIResponseValidationError(
+        f"unexpected response shape: {detail}", body=payload, **_context(ctx)
+    ) from exc
+
+
+def decode(payload: Any, cls: type[T], **ctx: Any) -> T:
+    """Structure ``payload`` (envelope or not) as ``cls`` or raise a typed validation error.
+
+    ``ctx`` carries ``method``, ``path`` and ``status_code`` for the error.
+    """
+    inner = payload if cls is Enrollment else unwrap(payload)
+    try:
+        return converter.structure(inner, cls)
+    except Exception as exc:
+        _fail(exc, payload, "$", ctx)
+
+
+def decode_page(payload: Any, item_cls: type[T], *, page: int, limit: int, **ctx: Any) -> Page[T]:
+    """A :class:`Page` from a list answer of any known shape; ``page``/``limit`` fill gaps."""
+    if not isinstance(payload, Mapping):
+        _fail(TypeError(f"expected an object, got {type(payload).__name__}"), payload, "$", ctx)
+    data = payload.get("data")
+    if not isinstance(data, list):
+        _fail(
+            TypeError(f"expected a list, got {type(data).__name__}"),
+            payload,
+            "$.data",
+            ctx,
+        )
+    try:
+        items = converter.structure(data, list[item_cls])  # type: ignore[valid-type]
+    except Exception as exc:
+        _fail(exc, payload, "$.data", ctx)
+    try:
+        meta = _page_meta(payload, len(items), page, limit)
+    except Exception as exc:
+        _fail(exc, payload, "$.meta", ctx)
+    return Page(data=items, meta=meta)
+
+
+def decode_row_errors(body: Any) -> list[RowError]:
+    """The row-level errors of an enrolment's 400 body, in any of the shapes the SDK tolerates.
+
+    Grouped (``errors: [{code, field, message, rows: [...]}]``) or flat
+    (``errors: [{row, message}]``); anything else gives no row errors (the message stays on the
+    exception). Never raises.
+    """
+    if not isinstance(body, Mapping):
+        return []
+    raw = body.get("errors")
+    if raw is None and isinstance(body.get("data"), Mapping):
+        raw = body["data"].get("errors")
+    if not isinstance(raw, list):
+        return []
+    out: list[RowError] = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            continue
+        rows = entry.get("rows")
+        if rows is None and entry.get("row") is not None:
+            rows = [entry["row"]]
+        message = entry.get("message")
+        try:
+            out.append(
+                RowError(
+                    message=str(message) if message is not None else "invalid row",
+                    rows=[converter.structure(r, int) for r in rows or []],
+                    code=None if entry.get("code") is None else str(entry["code"]),
+                    field=None if entry.get("field") is None else str(entry["field"]),
+                )
+            )
+        except (TypeError, ValueError):
+            continue
+    return out

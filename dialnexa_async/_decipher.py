@@ -1,0 +1,124 @@
+"""Pure: turn an HTTP answer (status, headers, body bytes) into JSON data or a typed error.
+
+Kept apart from the transport so that every status → error rule is tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._convert import decode_row_errors
+from ._retry import parse_retry_after
+from .errors import (
+    APIResponseValidationError,
+    APIStatusError,
+    BadRequestError,
+    RateLimitError,
+    status_error_class,
+)
+
+__all__ = ["REQUEST_ID_HEADERS", "decipher", "error_from_response", "parse_json", "snippet"]
+
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-dialnexa-request-id")
+_SNIPPET_CHARS = 200
+_NO_BODY = object()
+
+
+def snippet(body: bytes) -> str:
+    """The start of a body as text, for error messages (never the whole of a large body)."""
+    text = body[: _SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
+    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON in ``body``, or :data:`_NO_BODY` when it is empty, or raise ``ValueError``."""
+    if not body.strip():
+        return _NO_BODY
+    return json.loads(body)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = _header(headers, name)
+        if value:
+            return value
+    return None
+
+
+def _server_message(body: object, status: int) -> str:
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        if isinstance(message, list):
+            # NestJS-style validation answers send a list of strings.
+            return "; ".join(str(m) for m in message)
+        if isinstance(message, str) and message:
+            return message
+        error = body.get("error")
+        if isinstance(error, str) and error:
+            return error
+    if isinstance(body, str) and body:
+        return body
+    return f"HTTP {status}"
+
+
+def error_from_response(
+    method: str, path: str, status: int, headers: Mapping[str, str], body: bytes
+) -> APIStatusError:
+    """The typed error for an error status; the body is parsed when JSON, a snippet otherwise."""
+    try:
+        parsed: object = parse_json(body)
+    except ValueError:
+        parsed = snippet(body)
+    if parsed is _NO_BODY:
+        parsed = None
+    message = _server_message(parsed, status)
+    request_id = _request_id(headers)
+    cls = status_error_class(status)
+    common: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status_code": status,
+        "body": parsed,
+        "request_id": request_id,
+    }
+    if cls is BadRequestError:
+        return BadRequestError(message, errors=decode_row_errors(parsed), **common)
+    if cls is RateLimitError:
+        retry_after = parse_retry_after(_header(headers, "retry-after"))
+        return RateLimitError(message, retry_after=retry_after, **common)
+    return cls(message, **common)
+
+
+def decipher(method: str, path: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """The JSON payload of a 2xx answer (``None`` when empty), or raise the typed error."""
+    if status >= 400:
+        raise error_from_response(method, path, status, headers, body)
+    if status >= 300:
+        raise APIStatusError(
+            f"unexpected redirect ({status}) not followed",
+            method=method,
+            path=path,
+            status_code=status,
+            body=snippet(body),
+            request_id=_request_id(headers),
+        )
+    try:
+        parsed = parse_json(body)
+    except ValueError as exc:
+        raise APIResponseValidationError(
+            f"response is not JSON: {snippet(body)!r}",
+            method=method,
+            path=path,
+            status_code=status,
+            body=snippet(body),
+        ) from exc
+    return None if parsed is _NO_BODY else parsed

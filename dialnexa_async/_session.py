@@ -1,0 +1,142 @@
+"""``AsyncDialNexa``: configuration, lifecycle, and the resources hung on it."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import weakref
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ._pagination import PagedIterator, close_all
+from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy
+from ._transport import Transport
+from ._validate import check_int_range
+from .resources.campaign_leads import CampaignLeads
+from .resources.workflow_leads import WorkflowLeads
+from .resources.workflows import Workflows
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONCURRENCY", "AsyncDialNexa"]
+
+DEFAULT_BASE_URL = "https://api.dialnexa.com/v1"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_CONCURRENCY = 8
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ValueError(
+            "base_url uses plain http to a host other than loopback, which would send the API "
+            "key in clear; use https, or pass allow_insecure_http=True"
+        )
+    return base_url
+
+
+class AsyncDialNexa:
+    """A session with the DialNexa API.
+
+    Use it as ``async with AsyncDialNexa() as dn: ...``, or call :meth:`aclose` when done. One
+    session is meant to live as long as the process and to be shared by every task.
+
+    Args:
+        api_key: The API key; defaults to ``$DIALNEXA_API_KEY``.
+        base_url: Defaults to ``$DIALNEXA_BASE_URL``, else ``https://api.dialnexa.com/v1``.
+        timeout: Total seconds for one request attempt (overridable per call).
+        connect_timeout: Seconds to establish a connection.
+        max_retries: Retries after a failed attempt (see the README's retry table).
+        max_concurrency: Requests in flight at once for this whole session, across every call
+            and iterator.
+        session: An ``aiohttp.ClientSession`` to use; it is left open on close.
+        allow_insecure_http: Allow a plain ``http://`` base URL to a non-loopback host.
+
+    Attributes:
+        workflows: :class:`~dialnexa_async.resources.workflows.Workflows` (with ``.leads``).
+        campaign_leads: :class:`~dialnexa_async.resources.campaign_leads.CampaignLeads`.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
+        if key is None or not key.strip():
+            raise ValueError(
+                "no API key: pass api_key=... or set the DIALNEXA_API_KEY environment variable"
+            )
+        if not isinstance(key, str):
+            raise TypeError(f"api_key must be a str, got {type(key).__name__}")
+        url = base_url or os.environ.get("DIALNEXA_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = _check_base_url(url, allow_insecure_http)
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        check_int_range(max_retries, "max_retries", 0)
+        check_int_range(max_concurrency, "max_concurrency", 1)
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError("session must be an aiohttp.ClientSession")
+        self.max_concurrency = max_concurrency
+        self._transport = Transport(
+            api_key=key.strip(),
+            base_url=self.base_url,
+            timeout=float(timeout),
+            connect_timeout=float(connect_timeout),
+            retry=RetryPolicy(max_retries=max_retries),
+            max_concurrency=max_concurrency,
+            session=session,
+        )
+        self._iterators: weakref.WeakSet[PagedIterator[Any]] = weakref.WeakSet()
+        self.workflows = Workflows(self._transport, WorkflowLeads(self._transport, self._iterators))
+        self.campaign_leads = CampaignLeads(self._transport)
+
+    def __repr__(self) -> str:
+        return f"<AsyncDialNexa base_url={self.base_url!r} max_concurrency={self.max_concurrency}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._transport.closed
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every running iterator and close the HTTP session (unless it was passed in)."""
+        iterators = list(self._iterators)
+        close_all(self._iterators)
+        for iterator in iterators:
+            await iterator.aclose()
+        await self._transport.aclose()

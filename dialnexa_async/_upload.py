@@ -1,0 +1,384 @@
+"""Enrolment payloads, without I/O to the server: read a source, check it, cut it into uploads.
+
+A source is a path to a ``.csv``/``.xlsx``/``.xls`` file, ``bytes``, a binary file object, or an
+iterable of rows (mappings, attrs instances or dataclasses). Every source is checked in full
+before anything is sent (a :class:`~dialnexa_async.errors.SourceValidationError` lists every
+problem with its row numbers); files on disk are read twice, row by row, so a large file is never
+held in memory whole. Row numbers are as a spreadsheet shows them: the header is row 1.
+
+A source of at most ``chunk_size`` rows that came as a file is sent as that very file, unchanged;
+anything larger is cut into CSV uploads of ``chunk_size`` rows (the ``csv`` module, every value
+as text), each remembering which of the caller's rows it carries.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from .errors import SourceValidationError
+from .models import RowError
+
+__all__ = [
+    "CSV_TYPE",
+    "PHONE_COLUMN",
+    "XLSX_TYPE",
+    "XLS_TYPE",
+    "Chunk",
+    "DuplicatePolicy",
+    "Source",
+    "build_csv",
+    "map_row_errors",
+    "open_source",
+    "plan_chunks",
+]
+
+PHONE_COLUMN = "phone_number"
+CSV_TYPE = "text/csv"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLS_TYPE = "application/vnd.ms-excel"
+_SUFFIX_TYPES = {".csv": CSV_TYPE, ".xlsx": XLSX_TYPE, ".xls": XLS_TYPE}
+_XLSX_MAGIC = b"PK\x03\x04"
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0"
+
+DuplicatePolicy = Literal["error", "skip", "keep"]
+
+Row = dict[str, str]
+
+
+@attrs.frozen
+class Chunk:
+    """One upload: its rows, their numbers in the caller's source, and the bytes to send."""
+
+    rows: list[Row]
+    row_numbers: list[int]
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def build_csv(header: list[str], rows: Iterable[Mapping[str, str]]) -> bytes:
+    """CSV text (UTF-8) with ``header`` and one record per row; quotes/newlines survive."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(column, "") for column in header])
+    return buffer.getvalue().encode("utf-8")
+
+
+def map_row_errors(errors: Iterable[RowError], row_numbers: list[int]) -> list[RowError]:
+    """An upload's row errors with its row numbers (header = 1) turned into the caller's."""
+    mapped = []
+    for error in errors:
+        rows = []
+        for row in error.rows:
+            index = row - 2
+            rows.append(row_numbers[index] if 0 <= index < len(row_numbers) else row)
+        mapped.append(attrs.evolve(error, rows=rows))
+    return mapped
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        # Spreadsheets store phone numbers as floats: 9876543210.0 means "9876543210".
+        return str(int(value))
+    return str(value)
+
+
+def _row_mapping(row: object, index: int) -> Mapping[str, object]:
+    if isinstance(row, Mapping):
+        return row
+    if attrs.has(type(row)):
+        return attrs.asdict(row, recurse=False)  # type: ignore[arg-type]
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+    raise TypeError(
+        f"source row {index} must be a mapping, an attrs instance or a dataclass, "
+        f"got {type(row).__name__}"
+    )
+
+
+class Source:
+    """A checked enrolment source that can be read (again) as header + numbered rows."""
+
+    def __init__(
+        self,
+        *,
+        kind: Literal["csv", "xlsx", "xls", "rows"],
+        filename: str,
+        path: Path | None = None,
+        data: bytes | None = None,
+        rows: list[Row] | None = None,
+        header: list[str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.filename = filename
+        self._path = path
+        self._data = data
+        self._rows = rows
+        self.header: list[str] = header or []
+        self.total_rows = 0
+
+    @property
+    def content_type(self) -> str:
+        return {"csv": CSV_TYPE, "xlsx": XLSX_TYPE, "xls": XLS_TYPE, "rows": CSV_TYPE}[self.kind]
+
+    def raw_bytes(self) -> bytes:
+        """The source file's bytes exactly as given (files only)."""
+        if self._data is not None:
+            return self._data
+        if self._path is None:  # pragma: no cover - rows sources never ask
+            raise RuntimeError("no file behind this source")
+        return self._path.read_bytes()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _records(self) -> Iterator[list[str]]:
+        """Header then records, as lists of text."""
+        if self.kind == "csv":
+            if self._path is not None:
+                with self._path.open(newline="", encoding="utf-8-sig") as handle:
+                    yield from csv.reader(handle)
+            else:
+                text = io.StringIO((self._data or b"").decode("utf-8-sig"), newline="")
+                yield from csv.reader(text)
+        elif self.kind == "xlsx":
+            yield from _xlsx_records(self._path, self._data)
+        else:  # pragma: no cover - rows are read by numbered_rows directly
+            raise RuntimeError(f"cannot read rows of a {self.kind} source")
+
+    def _numbered(self) -> Iterator[tuple[int, Row | None]]:
+        """``(row number, row)``; ``None`` for a record wider than the header. Blank records
+        are skipped but keep their numbers."""
+        if self.kind == "rows":
+            yield from enumerate(self._rows or [], start=2)
+            return
+        records = self._records()
+        next(records, None)  # the header, read by read_header()
+        width = len(self.header)
+        for number, record in enumerate(records, start=2):
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) > width:
+                yield number, None
+                continue
+            padded = record + [""] * (width - len(record))
+            yield number, dict(zip(self.header, padded, strict=True))
+
+    def numbered_rows(self) -> Iterator[tuple[int, Row]]:
+        """``(row number, row)`` pairs of a checked source."""
+        for number, row in self._numbered():
+            if row is None:  # pragma: no cover - check() refuses such sources first
+                raise ValueError(f"row {number} has more values than the header")
+            yield number, row
+
+    # -- checking -------------------------------------------------------------------------
+
+    def read_header(self) -> None:
+        if self.kind == "rows":
+            return
+        record = next(self._records(), None)
+        if record is None or not any(cell.strip() for cell in record):
+            raise ValueError(f"source {self.filename!r} has no header row")
+        self.header = _check_header(record)
+
+    def check(self, on_duplicate: DuplicatePolicy) -> set[int]:
+        """Check every row; return the row numbers to skip (duplicates under ``"skip"``).
+
+        Raises :class:`SourceValidationError` listing every bad row: more values than columns,
+        an empty ``phone_number``, or (under ``"error"``) a phone number seen on an earlier row.
+        """
+        if self.kind == "xls":
+            # No reader for the legacy format: sent as it is, checked by the server.
+            return set()
+        self.read_header()
+        problems: dict[tuple[str, str], list[int]] = {}
+        seen: dict[str, int] = {}
+        skip: set[int] = set()
+        total = 0
+        for number, row in self._numbered():
+            if row is None:
+                problems.setdefault(("too_many_values", "more values than columns"), []).append(
+                    number
+                )
+                continue
+            phone = row.get(PHONE_COLUMN, "").strip()
+            if not phone:
+                problems.setdefault(("missing_phone_number", "phone_number is empty"), []).append(
+                    number
+                )
+                continue
+            first = seen.setdefault(phone, number)
+            if first != number:
+                if on_duplicate == "error":
+                    reason = f"phone_number {phone} repeats row {first}"
+                    problems.setdefault(("duplicate_phone_number", reason), []).append(number)
+                    continue
+                if on_duplicate == "skip":
+                    skip.add(number)
+                    continue
+            total += 1
+        if problems:
+            count = sum(len(rows) for rows in problems.values())
+            raise SourceValidationError(
+                f"{count} row(s) of {self.filename!r} cannot be sent",
+                problems=[
+                    RowError(code=code, field=PHONE_COLUMN, message=message, rows=rows)
+                    for (code, message), rows in problems.items()
+                ],
+            )
+        self.total_rows = total
+        return skip
+
+
+def _check_header(cells: list[str]) -> list[str]:
+    header = [cell.strip() for cell in cells]
+    seen: set[str] = set()
+    for name in header:
+        if name in seen and name:
+            raise ValueError(f"column {name!r} appears more than once (after trimming spaces)")
+        seen.add(name)
+    if PHONE_COLUMN not in header:
+        raise ValueError(f"the source has no {PHONE_COLUMN!r} column (columns: {header})")
+    return header
+
+
+def _xlsx_records(path: Path | None, data: bytes | None) -> Iterator[list[str]]:
+    try:
+        import openpyxl  # noqa: PLC0415 - optional dependency, imported when used
+    except ModuleNotFoundError as exc:  # pragma: no cover - the dev extra installs it
+        raise ModuleNotFoundError(
+            "reading .xlsx sources needs openpyxl: pip install 'dialnexa-async[xlsx]'"
+        ) from exc
+    source: Any = path if path is not None else io.BytesIO(data or b"")
+    book = openpyxl.load_workbook(source, read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        for values in sheet.iter_rows(values_only=True):
+            yield [_cell_text(value) for value in values]
+    finally:
+        book.close()
+
+
+def _rows_from_iterable(rows: Iterable[object]) -> tuple[list[str], list[Row]]:
+    header: list[str] = []
+    columns: dict[str, str] = {}  # trimmed name -> first original spelling
+    out: list[Row] = []
+    for index, row in enumerate(rows):
+        mapping = _row_mapping(row, index)
+        text_row: Row = {}
+        for key, value in mapping.items():
+            if not isinstance(key, str):
+                raise TypeError(f"source row {index} has a non-string column name {key!r}")
+            name = key.strip()
+            original = columns.setdefault(name, key)
+            if original != key or name in text_row:
+                raise ValueError(f"columns {original!r} and {key!r} collide after trimming spaces")
+            if name not in header:
+                header.append(name)
+            text_row[name] = _cell_text(value)
+        out.append(text_row)
+    if out and PHONE_COLUMN not in header:
+        raise ValueError(f"the rows have no {PHONE_COLUMN!r} column (columns: {header})")
+    if not out:
+        header = [PHONE_COLUMN]
+    return header, out
+
+
+def open_source(source: object) -> Source:
+    """A :class:`Source` for any accepted kind of input; wrong types and values raise here."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix not in _SUFFIX_TYPES:
+            raise ValueError(f"source must be a .csv, .xlsx or .xls file, got {path.name!r}")
+        if not path.is_file():
+            raise ValueError(f"source file does not exist: {path}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"source file is empty: {path}")
+        return Source(kind=suffix[1:], filename=path.name, path=path)  # type: ignore[arg-type]
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _source_from_bytes(bytes(source), None)
+    if hasattr(source, "read"):
+        data = source.read()
+        if isinstance(data, str):
+            raise TypeError("source file must be opened in binary mode ('rb')")
+        name = getattr(source, "name", None)
+        return _source_from_bytes(bytes(data), Path(name).name if isinstance(name, str) else None)
+    if isinstance(source, Mapping):
+        raise TypeError("source must be an iterable of rows, not a single mapping")
+    if isinstance(source, Iterable):
+        header, rows = _rows_from_iterable(source)
+        return Source(kind="rows", filename="leads.csv", rows=rows, header=header)
+    raise TypeError(
+        "source must be a path, bytes, a binary file, or an iterable of rows, "
+        f"got {type(source).__name__}"
+    )
+
+
+def _source_from_bytes(data: bytes, filename: str | None) -> Source:
+    if not data.strip():
+        raise ValueError("source is empty")
+    suffix = Path(filename).suffix.lower() if filename else ""
+    if data.startswith(_XLSX_MAGIC) or suffix == ".xlsx":
+        return Source(kind="xlsx", filename=filename or "leads.xlsx", data=data)
+    if data.startswith(_XLS_MAGIC) or suffix == ".xls":
+        return Source(kind="xls", filename=filename or "leads.xls", data=data)
+    if suffix and suffix != ".csv":
+        raise ValueError(f"source must be a .csv, .xlsx or .xls file, got {filename!r}")
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError("a CSV source must be UTF-8 text") from exc
+    return Source(kind="csv", filename=filename or "leads.csv", data=data)
+
+
+def plan_chunks(source: Source, chunk_size: int, skip: set[int]) -> Iterator[Chunk]:
+    """The uploads for a checked source, lazily, in source order."""
+    if source.kind != "xls" and source.total_rows == 0:
+        return
+    if source.kind == "xls" or (
+        source.kind in ("csv", "xlsx") and source.total_rows <= chunk_size and not skip
+    ):
+        rows = [] if source.kind == "xls" else list(source.numbered_rows())
+        yield Chunk(
+            rows=[row for _, row in rows],
+            row_numbers=[number for number, _ in rows],
+            filename=source.filename,
+            content_type=source.content_type,
+            data=source.raw_bytes(),
+        )
+        return
+    stem = Path(source.filename).stem
+    batch: list[tuple[int, Row]] = []
+    for number, row in source.numbered_rows():
+        if number in skip:
+            continue
+        batch.append((number, row))
+        if len(batch) == chunk_size:
+            yield _chunk(source.header, batch, stem)
+            batch = []
+    if batch:
+        yield _chunk(source.header, batch, stem)
+
+
+def _chunk(header: list[str], batch: list[tuple[int, Row]], stem: str) -> Chunk:
+    rows = [row for _, row in batch]
+    numbers = [number for number, _ in batch]
+    return Chunk(
+        rows=rows,
+        row_numbers=numbers,
+        filename=f"{stem}-rows-{numbers[0]}-{numbers[-1]}.csv",
+        content_type=CSV_TYPE,
+        data=build_csv(header, rows),
+    )

@@ -1,0 +1,286 @@
+"""The exceptions the SDK raises, one tree under :class:`DialNexaError`.
+
+::
+
+    DialNexaError
+    ├── APIConnectionError            the request did not get an HTTP answer
+    │   └── APITimeoutError           ... because a timeout ran out
+    ├── APIResponseValidationError    an answer arrived, but not in a shape the SDK understands
+    ├── PaginationError               the server paged inconsistently (e.g. ignored ``page``)
+    ├── EnrollmentError               an enrolment had failed uploads or ones of unknown outcome
+    ├── SourceValidationError         (also a ValueError) enrolment rows refused before sending
+    └── APIStatusError                the server answered with a 4xx/5xx status
+        ├── BadRequestError           400 (``.errors``: row-level enrolment errors)
+        ├── AuthenticationError       401
+        ├── PermissionDeniedError     403
+        ├── NotFoundError             404
+        ├── ConflictError             409
+        ├── UnprocessableEntityError  422
+        ├── RateLimitError            429 (``.retry_after``)
+        └── InternalServerError       5xx
+
+Every error carries the request's method and path (never the API key, which is not part of
+either). Bad arguments are refused before any request with the built-in ``ValueError`` and
+``TypeError``, naming the argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import EnrollmentResult, RowError
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "DialNexaError",
+    "EnrollmentError",
+    "InternalServerError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SourceValidationError",
+    "UnprocessableEntityError",
+]
+
+
+class DialNexaError(Exception):
+    """The root of every error this SDK raises."""
+
+
+class _RequestError(DialNexaError):
+    """An error tied to one request: keeps its method and path."""
+
+    def __init__(self, message: str, *, method: str, path: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.method} {self.path})"
+
+
+class APIConnectionError(_RequestError):
+    """The request could not be completed: DNS, refused or dropped connection, TLS, ...
+
+    Attributes:
+        method: The HTTP method.
+        path: The request path, relative to the base URL, without query.
+        body_sent: ``False`` when the failure certainly happened before the request body was
+            sent (so a non-idempotent request was not processed), ``True`` when it may have been.
+    """
+
+    def __init__(
+        self,
+        message: str = "Connection error",
+        *,
+        method: str,
+        path: str,
+        body_sent: bool = True,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.body_sent = body_sent
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect or total timeout ran out before the answer arrived."""
+
+    def __init__(self, *, method: str, path: str, body_sent: bool = True) -> None:
+        super().__init__("Request timed out", method=method, path=path, body_sent=body_sent)
+
+
+class APIResponseValidationError(_RequestError):
+    """The server answered, but the body is not JSON or not of the expected shape.
+
+    Attributes:
+        status_code: The HTTP status of the answer.
+        body: The parsed JSON, or a snippet of the text when it was not JSON.
+    """
+
+    def __init__(
+        self, message: str, *, method: str, path: str, status_code: int, body: object
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status_code = status_code
+        self.body = body
+
+
+class PaginationError(_RequestError):
+    """The server paged inconsistently, e.g. it answered every ``page`` with the same leads."""
+
+
+class APIStatusError(_RequestError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: The HTTP status.
+        body: The parsed JSON body, or a snippet of the text when it was not JSON.
+        request_id: The server's request id header, when it sent one.
+        method: The HTTP method.
+        path: The request path, without the base URL and query.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        body: object = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        rid = f", request id {self.request_id}" if self.request_id else ""
+        return f"{self.status_code} {self.message} ({self.method} {self.path}{rid})"
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was refused as invalid.
+
+    Attributes:
+        errors: The row-level enrolment errors the server grouped in its body (empty when it
+            sent none), as :class:`~dialnexa_async.models.RowError`; the header is row 1.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int = 400,
+        body: object = None,
+        request_id: str | None = None,
+        errors: Sequence[RowError] = (),
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status_code=status_code,
+            body=body,
+            request_id=request_id,
+        )
+        self.errors: list[RowError] = list(errors)
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or invalid."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the API key may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the workflow, lead or campaign lead does not exist."""
+
+
+class ConflictError(APIStatusError):
+    """409: the resource is in a state that forbids this (e.g. a lead already removed)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well formed but semantically invalid."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait, when it said (``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int = 429,
+        body: object = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status_code=status_code,
+            body=body,
+            request_id=request_id,
+        )
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+class EnrollmentError(DialNexaError):
+    """Raised by ``enroll(..., raise_on_error=True)`` when any upload failed or is unknown.
+
+    Attributes:
+        result: The full :class:`~dialnexa_async.models.EnrollmentResult`: what was enrolled,
+            and every failed or unknown upload with its rows and row errors.
+    """
+
+    def __init__(self, result: EnrollmentResult) -> None:
+        failed = len(result.failed)
+        unknown = len(result.unknown)
+        super().__init__(
+            f"enrolment incomplete: {result.leads_enrolled} leads enrolled, "
+            f"{failed} upload(s) failed, {unknown} upload(s) with unknown outcome"
+        )
+        self.result = result
+
+
+class SourceValidationError(DialNexaError, ValueError):
+    """Enrolment rows that cannot be sent; raised before anything is sent.
+
+    Attributes:
+        problems: One :class:`~dialnexa_async.models.RowError` per reason, with the source's row
+            numbers (the header is row 1).
+    """
+
+    def __init__(self, message: str, *, problems: Sequence[RowError]) -> None:
+        details = "; ".join(
+            f"{p.message} (rows {', '.join(map(str, p.rows[:10]))}"
+            f"{', …' if len(p.rows) > 10 else ''})"
+            for p in problems
+        )
+        super().__init__(f"{message}: {details}" if details else message)
+        self.problems: list[RowError] = list(problems)
+
+
+_STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The error class for an HTTP error status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)

@@ -1,0 +1,1 @@
+"""One class per API resource; each method is one endpoint, kept thin."""

@@ -1,0 +1,353 @@
+"""``/workflows/{workflowId}/leads``: list (concurrent, ordered), page, enrol, remove."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import anyio
+import attrs
+
+from .._convert import decode, decode_page
+from .._pagination import PagedIterator
+from .._transport import Transport, UploadFile, encode_path
+from .._upload import Chunk, DuplicatePolicy, map_row_errors, open_source, plan_chunks
+from .._validate import MAX_PAGE_SIZE, check_id, check_int_range
+from ..errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    EnrollmentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnprocessableEntityError,
+)
+from ..models import (
+    Enrollment,
+    EnrollmentResult,
+    LeadStatus,
+    Page,
+    UploadFailure,
+    WorkflowLead,
+)
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
+
+DEFAULT_CHUNK_SIZE = 1000
+MAX_CHUNK_SIZE = 100_000
+# Errors that would fail every further upload the same way: stop sending.
+_FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError)
+
+ProgressCallback = Callable[[int, int | None], object]
+
+
+def _status_param(status: LeadStatus | str | None) -> dict[str, str]:
+    if status is None:
+        return {}
+    if not isinstance(status, str):
+        raise TypeError(f"status must be a str, got {type(status).__name__}")
+    if not status or any(ch.isspace() for ch in status):
+        raise ValueError(f"status must be a non-empty word, got {status!r}")
+    return {"status": str(status)}
+
+
+class WorkflowLeads:
+    """``dn.workflows.leads``: the leads enrolled in a workflow."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        iterators: weakref.WeakSet[PagedIterator[Any]],
+    ) -> None:
+        self._transport = transport
+        self._iterators = iterators
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def page(
+        self,
+        workflow_id: str,
+        *,
+        page: int = 1,
+        limit: int = 20,
+        status: LeadStatus | str | None = None,
+        timeout: float | None = None,
+    ) -> Page[WorkflowLead]:
+        """One page of a workflow's leads: ``page.data`` and ``page.meta``.
+
+        Raises:
+            ValueError: ``page`` < 1 or ``limit`` outside 1..100 (nothing is sent).
+            NotFoundError: The workflow does not exist.
+        """
+        check_id(workflow_id, "workflow_id")
+        check_int_range(page, "page", 1)
+        check_int_range(limit, "limit", 1, MAX_PAGE_SIZE)
+        params = _status_param(status)
+        page_of_leads, _ = await self._fetch_page(
+            encode_path("workflows", workflow_id, "leads"), limit, params, timeout, page
+        )
+        return page_of_leads
+
+    async def _fetch_page(
+        self,
+        path: str,
+        limit: int,
+        params: dict[str, str],
+        timeout: float | None,
+        number: int,
+    ) -> tuple[Page[WorkflowLead], int]:
+        response = await self._transport.request(
+            "GET",
+            path,
+            params={"page": number, "limit": limit, **params},
+            idempotent=True,
+            timeout=timeout,
+        )
+        decoded = decode_page(
+            response.payload, WorkflowLead, page=number, limit=limit, method="GET", path=path
+        )
+        return decoded, response.attempts
+
+    def list(
+        self,
+        workflow_id: str,
+        *,
+        status: LeadStatus | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_concurrency: int | None = None,
+        dedupe: bool = True,
+        timeout: float | None = None,
+    ) -> PagedIterator[WorkflowLead]:
+        """Every lead of a workflow, in the server's order, fetched concurrently.
+
+        Page 1 is fetched first to learn how many pages there are; the rest are fetched up to
+        ``max_concurrency`` at a time (never more than the session's cap) and yielded in order,
+        holding at most ``2 * max_concurrency`` pages ahead of the loop.
+
+        Args:
+            workflow_id: The workflow.
+            status: Only leads in this status.
+            page_size: Leads per request, 1..100 (the API's cap).
+            max_concurrency: Page requests in flight at once; at most the session's cap.
+            dedupe: Drop leads repeated across page boundaries when the list shifts mid-scan.
+            timeout: Per-request total timeout, in seconds.
+
+        Returns:
+            A :class:`PagedIterator`: ``async for lead in it``, ``it.pages()``,
+            ``await it.collect()``, ``it.stats``.
+
+        Raises:
+            ValueError: ``page_size`` or ``max_concurrency`` out of range (nothing is sent).
+        """
+        check_id(workflow_id, "workflow_id")
+        check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
+        concurrency = self._transport.max_concurrency
+        if max_concurrency is not None:
+            check_int_range(max_concurrency, "max_concurrency", 1)
+            concurrency = min(max_concurrency, concurrency)
+        path = encode_path("workflows", workflow_id, "leads")
+        fetch = partial(self._fetch_page, path, page_size, _status_param(status), timeout)
+        return PagedIterator(
+            fetch,
+            concurrency=concurrency,
+            key=lambda lead: lead.id,
+            dedupe=dedupe,
+            describe=("GET", path),
+            registry=self._iterators,
+        )
+
+    # -- removing ---------------------------------------------------------------------------
+
+    async def remove(self, workflow_id: str, lead_id: str, *, timeout: float | None = None) -> None:
+        """Remove one lead from a workflow; in-flight steps finish, later steps are cancelled.
+
+        A removal that had to be re-sent (its first answer was lost) and is then answered
+        404 or 409 counts as done: the first attempt removed the lead.
+
+        Raises:
+            NotFoundError: The workflow or lead does not exist, or the lead is not in it.
+            ConflictError: The lead is already completed or removed.
+        """
+        check_id(workflow_id, "workflow_id")
+        check_id(lead_id, "lead_id")
+        path = encode_path("workflows", workflow_id, "leads", lead_id)
+        await self._transport.request(
+            "DELETE",
+            path,
+            idempotent=True,
+            timeout=timeout,
+            ok_after_retry=frozenset({404, 409}),
+        )
+
+    # -- enrolling --------------------------------------------------------------------------
+
+    async def enroll(
+        self,
+        workflow_id: str,
+        source: object,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_duplicate: DuplicatePolicy = "error",
+        raise_on_error: bool = False,
+        timeout: float | None = None,
+    ) -> EnrollmentResult:
+        """Enrol leads from a file or from rows; every row is accounted for.
+
+        Args:
+            workflow_id: The workflow.
+            source: A path to a ``.csv``/``.xlsx``/``.xls`` file, ``bytes``, a binary file
+                object, or an iterable of rows (mappings, attrs instances, dataclasses). It
+                needs a ``phone_number`` column; every other column becomes a dynamic variable.
+            chunk_size: Rows per upload. A file of at most this many rows is sent as it is.
+            max_concurrency: Uploads in flight at once; at most the session's cap.
+            on_progress: Called as ``on_progress(rows_done, rows_total)`` after each upload.
+            on_duplicate: A phone number seen on an earlier row: ``"error"`` (refuse the source),
+                ``"skip"`` (send the first only) or ``"keep"`` (send all).
+            raise_on_error: Raise :class:`EnrollmentError` (carrying this result) when any
+                upload failed or has an unknown outcome.
+            timeout: Per-upload total timeout, in seconds.
+
+        Returns:
+            An :class:`EnrollmentResult`; ``result.failed`` and ``result.unknown`` hold every
+            upload that did not go through, with its rows and row errors in your row numbers.
+
+        Raises:
+            SourceValidationError: Rows that cannot be sent (nothing is sent).
+            ValueError, TypeError: A bad argument or source (nothing is sent).
+        """
+        check_id(workflow_id, "workflow_id")
+        check_int_range(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
+        if on_duplicate not in ("error", "skip", "keep"):
+            raise ValueError(
+                f"on_duplicate must be 'error', 'skip' or 'keep', not {on_duplicate!r}"
+            )
+        concurrency = self._transport.max_concurrency
+        if max_concurrency is not None:
+            concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        src = open_source(source)
+        # Reading and checking a big file takes a while: keep it off the event loop.
+        skip = await anyio.to_thread.run_sync(src.check, on_duplicate)
+        total = None if src.kind == "xls" else src.total_rows
+        run = _EnrollmentRun(
+            transport=self._transport,
+            path=encode_path("workflows", workflow_id, "leads"),
+            timeout=timeout,
+            total=total,
+            on_progress=on_progress,
+        )
+        chunks = plan_chunks(src, chunk_size, skip)
+        slots = anyio.Semaphore(concurrency)
+        async with anyio.create_task_group() as tg:
+            index = 0
+            while run.fatal is None:
+                await slots.acquire()
+                chunk = await anyio.to_thread.run_sync(next, chunks, None)
+                if chunk is None or run.fatal is not None:
+                    slots.release()
+                    if chunk is not None:
+                        run.not_sent(index, chunk)
+                        index += 1
+                    break
+                tg.start_soon(run.upload, index, chunk, slots)
+                index += 1
+        if run.fatal is not None:
+            # Never lose rows: what was not sent is reported with the error that stopped us.
+            while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+                run.not_sent(index, chunk)
+                index += 1
+        result = run.result()
+        if raise_on_error and not result.ok:
+            raise EnrollmentError(result)
+        return result
+
+
+@attrs.define
+class _EnrollmentRun:
+    """The state of one ``enroll`` call: outcomes by upload index."""
+
+    transport: Transport
+    path: str
+    timeout: float | None
+    total: int | None
+    on_progress: ProgressCallback | None
+    accepted: dict[int, Enrollment] = attrs.field(factory=dict)
+    failed: dict[int, UploadFailure] = attrs.field(factory=dict)
+    unknown: dict[int, UploadFailure] = attrs.field(factory=dict)
+    rows_done: int = 0
+    fatal: APIStatusError | None = None
+
+    async def upload(self, index: int, chunk: Chunk, slots: anyio.Semaphore) -> None:
+        try:
+            await self._upload(index, chunk)
+        finally:
+            slots.release()
+        self.rows_done += len(chunk.rows)
+        if self.on_progress is not None:
+            self.on_progress(self.rows_done, self.total)
+
+    async def _upload(self, index: int, chunk: Chunk) -> None:
+        file = UploadFile(chunk.filename, chunk.content_type, chunk.data)
+        try:
+            response = await self.transport.request(
+                "POST", self.path, file=file, idempotent=False, timeout=self.timeout
+            )
+            self.accepted[index] = decode(
+                response.payload, Enrollment, method="POST", path=self.path
+            )
+        except (BadRequestError, UnprocessableEntityError) as exc:
+            errors = exc.errors if isinstance(exc, BadRequestError) else []
+            self._fail(index, chunk, exc, map_row_errors(errors, chunk.row_numbers))
+        except _FATAL as exc:
+            self.fatal = exc
+            self._fail(index, chunk, exc)
+        except APIStatusError as exc:
+            # A 5xx may have been applied before the server failed; a 4xx was refused.
+            if exc.status_code >= 500:
+                self._unknown(index, chunk, exc)
+            else:
+                self._fail(index, chunk, exc)
+        except APIConnectionError as exc:
+            if exc.body_sent:
+                self._unknown(index, chunk, exc)
+            else:
+                self._fail(index, chunk, exc)
+        except APIResponseValidationError as exc:
+            # Accepted (2xx) but unreadable: how many leads it made is not known.
+            self._unknown(index, chunk, exc)
+
+    def _failure(
+        self, outcome: str, chunk: Chunk, exc: Exception, errors: list[Any] | None = None
+    ) -> UploadFailure:
+        return UploadFailure(
+            outcome=outcome,  # type: ignore[arg-type]
+            row_numbers=chunk.row_numbers,
+            rows=chunk.rows,
+            errors=errors or [],
+            error=exc,
+        )
+
+    def _fail(
+        self, index: int, chunk: Chunk, exc: Exception, errors: list[Any] | None = None
+    ) -> None:
+        self.failed[index] = self._failure("failed", chunk, exc, errors)
+
+    def _unknown(self, index: int, chunk: Chunk, exc: Exception) -> None:
+        self.unknown[index] = self._failure("unknown", chunk, exc)
+
+    def not_sent(self, index: int, chunk: Chunk) -> None:
+        self._fail(index, chunk, self.fatal or RuntimeError("upload not sent"))
+
+    def result(self) -> EnrollmentResult:
+        uploads = [self.accepted[i] for i in sorted(self.accepted)]
+        return EnrollmentResult(
+            leads_enrolled=sum(u.leads_enrolled for u in uploads),
+            uploads=uploads,
+            failed=[self.failed[i] for i in sorted(self.failed)],
+            unknown=[self.unknown[i] for i in sorted(self.unknown)],
+        )

@@ -1,0 +1,20 @@
+"""Test helpers: an in-process fake DialNexa server, for this project's tests and yours.
+
+::
+
+    from dialnexa_async import AsyncDialNexa
+    from dialnexa_async.testing import FakeDialNexa
+
+    async with FakeDialNexa(leads=250) as fake:
+        async with AsyncDialNexa(fake.api_key, base_url=fake.url) as dn:
+            leads = await dn.workflows.leads.list(fake.workflow_id).collect()
+
+With pytest, the plugin (registered automatically on install) gives the fixtures
+``dialnexa_fake_server`` (a running :class:`FakeDialNexa` with 250 leads) and ``dialnexa_client``
+(an :class:`~dialnexa_async.AsyncDialNexa` pointed at it).
+"""
+
+from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats
+from ._store import FakeStore
+
+__all__ = ["DEFAULT_API_KEY", "FakeDialNexa", "FakeServerStats", "FakeStore"]

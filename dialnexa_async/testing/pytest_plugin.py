@@ -1,0 +1,35 @@
+"""pytest fixtures for code that uses dialnexa_async (needs pytest-asyncio).
+
+Registered through the ``pytest11`` entry point, so installing the package is enough::
+
+    async def test_my_sync(dialnexa_client, dialnexa_fake_server):
+        leads = await dialnexa_client.workflows.leads.list(dialnexa_fake_server.workflow_id).collect()
+        assert len(leads) == 250
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from .._session import AsyncDialNexa
+from ._server import FakeDialNexa
+
+__all__ = ["dialnexa_client", "dialnexa_fake_server"]
+
+
+@pytest_asyncio.fixture
+async def dialnexa_fake_server() -> AsyncIterator[FakeDialNexa]:
+    """A running fake server with one workflow of 250 leads and one campaign lead."""
+    async with FakeDialNexa(leads=250) as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture
+async def dialnexa_client(dialnexa_fake_server: FakeDialNexa) -> AsyncIterator[AsyncDialNexa]:
+    """An :class:`AsyncDialNexa` talking to ``dialnexa_fake_server``."""
+    async with AsyncDialNexa(
+        dialnexa_fake_server.api_key, base_url=dialnexa_fake_server.url
+    ) as client:
+        yield client
