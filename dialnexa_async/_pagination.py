@@ -27,7 +27,7 @@ import asyncio
 import math
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Hashable, Iterable
 from contextlib import aclosing
 from typing import Any, Generic, Self, TypeVar
 
@@ -52,7 +52,7 @@ T = TypeVar("T")
 DEDUPE_LOOKBACK_PAGES = 3
 
 # Fetches one page by number; returns it and how many attempts it took.
-PageFetch = Callable[[int], Awaitable[tuple[Page[T], int]]]
+PageFetch = Callable[[int], Coroutine[Any, Any, tuple[Page[T], int]]]
 
 
 def total_pages_for(total: int, limit: int) -> int:
@@ -283,7 +283,7 @@ class PagedIterator(Generic[T]):
                 break
             number = self._next_page
             self._next_page += 1
-            task = asyncio.ensure_future(self._fetch(number))
+            task = asyncio.create_task(self._fetch(number), name=f"dialnexa-page-{number}")
             task.add_done_callback(self._fill)
             self._tasks[number] = task
             self.stats.max_in_flight = max(self.stats.max_in_flight, in_flight + 1)

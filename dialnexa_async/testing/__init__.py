@@ -14,7 +14,7 @@ With pytest, the plugin (registered automatically on install) gives the fixtures
 (an :class:`~dialnexa_async.AsyncDialNexa` pointed at it).
 """
 
-from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats
+from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Interceptor
 from ._store import FakeStore
 
-__all__ = ["DEFAULT_API_KEY", "FakeDialNexa", "FakeServerStats", "FakeStore"]
+__all__ = ["DEFAULT_API_KEY", "FakeDialNexa", "FakeServerStats", "FakeStore", "Interceptor"]

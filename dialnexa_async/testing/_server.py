@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
 import attrs
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ._store import WORKFLOW_STATUSES, FakeStore, FakeWorkflow, UploadRejected, parse_upload
 
-__all__ = ["FakeDialNexa", "FakeServerStats"]
+__all__ = ["FakeDialNexa", "FakeServerStats", "Interceptor"]
+
+Interceptor = Callable[
+    [web.Request], Awaitable[web.StreamResponse | None] | web.StreamResponse | None
+]
 
 DEFAULT_API_KEY = "dnx_test_key"
 MAX_LIMIT = 100
@@ -80,6 +86,8 @@ class FakeDialNexa:
         latency: Seconds each request waits before it is answered.
         api_key: The key it accepts.
         port: The port (0: a free one).
+        interceptor: Called with each authenticated request before its handler; a response it
+            returns (sync or async) is sent instead, to inject faults in tests.
     """
 
     def __init__(
@@ -90,9 +98,11 @@ class FakeDialNexa:
         api_key: str = DEFAULT_API_KEY,
         host: str = "127.0.0.1",
         port: int = 0,
+        interceptor: Interceptor | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
+        self.interceptor = interceptor
         self.store = FakeStore()
         self.stats = FakeServerStats()
         self._host = host
@@ -163,6 +173,12 @@ class FakeDialNexa:
                 await asyncio.sleep(self.latency)
             if request.headers.get("Authorization") != f"Bearer {self.api_key}":
                 return _error(401, "API key is missing or invalid", "Unauthorized")
+            if self.interceptor is not None:
+                injected = self.interceptor(request)
+                if inspect.isawaitable(injected):
+                    injected = await injected
+                if injected is not None:
+                    return injected
             response: web.StreamResponse = await handler(request)
             return response
         finally:
@@ -224,11 +240,10 @@ class FakeDialNexa:
         reader = await request.multipart()
         upload: tuple[str, str, bytes] | None = None
         async for part in reader:
-            if getattr(part, "name", None) == "file":
-                data = await part.read()  # type: ignore[union-attr]
-                filename = part.filename or "upload"  # type: ignore[union-attr]
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                data = await part.read()
                 content_type = part.headers.get("Content-Type", "")
-                upload = (filename, content_type, bytes(data))
+                upload = (part.filename or "upload", content_type, bytes(data))
         if upload is None:
             return _bad_request("multipart field 'file' is required")
         try:

@@ -37,7 +37,7 @@ class RowProblem:
     rows: list[int]
 
 
-class UploadRejected(Exception):  # noqa: N818 - a signal inside the fake server, not an API error
+class UploadRejected(Exception):
     """An upload the server refuses: message and grouped row problems."""
 
     def __init__(self, message: str, problems: list[RowProblem] | None = None) -> None:
@@ -185,7 +185,7 @@ class FakeStore:
         current_node_id: str | None = "node_start",
         enrolled_at: datetime | None = None,
     ) -> dict[str, Any]:
-        lead = {
+        lead: dict[str, Any] = {
             "id": self._next_id("wlead"),
             "workflow_id": workflow.id,
             "phone_number": phone_number,
@@ -234,7 +234,7 @@ class FakeStore:
         metadata: dict[str, str] | None = None,
         name: str | None = None,
     ) -> dict[str, Any]:
-        lead = {
+        lead: dict[str, Any] = {
             "id": self._next_id("lead"),
             "campaign_id": campaign_id,
             "phone_number": phone_number,

@@ -3,7 +3,8 @@
 Registered through the ``pytest11`` entry point, so installing the package is enough::
 
     async def test_my_sync(dialnexa_client, dialnexa_fake_server):
-        leads = await dialnexa_client.workflows.leads.list(dialnexa_fake_server.workflow_id).collect()
+        wf_id = dialnexa_fake_server.workflow_id
+        leads = await dialnexa_client.workflows.leads.list(wf_id).collect()
         assert len(leads) == 250
 """
 

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from dialnexa_async import AsyncDialNexa
+from dialnexa_async.testing import FakeDialNexa
+
+SAMPLES = Path(__file__).parent / "samples"
+API_KEY = "dnx_secret_0123456789abcdef"
+
+
+def seed_sample(name: str) -> Any:
+    return json.loads((SAMPLES / "seeds" / name).read_text())
+
+
+def observed_samples() -> dict[str, dict[str, Any]]:
+    data: dict[str, dict[str, Any]] = json.loads((SAMPLES / "observed.json").read_text())
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests never pick up a developer's real key or URL.
+    monkeypatch.delenv("DIALNEXA_API_KEY", raising=False)
+    monkeypatch.delenv("DIALNEXA_BASE_URL", raising=False)
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeDialNexa]:
+    async with FakeDialNexa(leads=0, api_key=API_KEY) as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def client(fake: FakeDialNexa) -> AsyncIterator[AsyncDialNexa]:
+    async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=0) as dn:
+        yield dn

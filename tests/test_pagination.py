@@ -1,0 +1,257 @@
+"""The ordered, bounded, concurrent pager: pure rules, then real scans of the fake server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dialnexa_async import (
+    AsyncDialNexa,
+    InternalServerError,
+    Page,
+    PageMeta,
+    PaginationError,
+)
+from dialnexa_async._pagination import RecentIds, is_last_page, total_pages_for
+from dialnexa_async.testing import FakeDialNexa
+
+from .conftest import API_KEY
+
+C = 4  # the session cap used by these tests
+
+
+def _page(size: int, limit: int, total: int, number: int) -> Page[int]:
+    return Page(
+        data=list(range(size)),
+        meta=PageMeta(
+            page=number, limit=limit, total=total, total_pages=total_pages_for(total, limit)
+        ),
+    )
+
+
+@given(total=st.integers(0, 5000), limit=st.integers(1, 100))
+def test_planned_pages_cover_every_item_exactly_once(total: int, limit: int) -> None:
+    pages = max(1, total_pages_for(total, limit))
+    seen = 0
+    for number in range(1, pages + 1):
+        size = max(0, min(limit, total - (number - 1) * limit))
+        seen += size
+        last = is_last_page(_page(size, limit, total, number), number, pages)
+        assert last == (number == pages), (number, pages)
+    assert seen == total
+
+
+@given(st.lists(st.lists(st.integers(0, 30), max_size=10), max_size=10))
+def test_recent_ids_never_keeps_an_id_twice_within_the_lookback(pages: list[list[int]]) -> None:
+    recent = RecentIds(lookback=len(pages) + 1)
+    kept: list[int] = []
+    for ids in pages:
+        kept += [i for i, keep in zip(ids, recent.filter(ids), strict=True) if keep]
+    assert sorted(kept) == sorted(set(kept))
+    assert set(kept) == {i for ids in pages for i in ids}
+
+
+def test_recent_ids_forgets_beyond_the_lookback() -> None:
+    recent = RecentIds(lookback=1)
+    recent.filter([1])
+    recent.filter([2])
+    assert recent.filter([1, 2]) == [True, False]
+
+
+async def _scan(
+    leads: int, *, page_size: int = 10, latency: float = 0.0
+) -> tuple[list[str], FakeDialNexa]:
+    async with FakeDialNexa(leads=leads, api_key=API_KEY, latency=latency) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=C) as dn:
+            leads_seen = [
+                lead.id
+                async for lead in dn.workflows.leads.list(
+                    fake.workflow_id or "", page_size=page_size
+                )
+            ]
+        expected = [lead["id"] for lead in fake.store.workflows[fake.workflow_id or ""].leads]
+        assert leads_seen == expected
+        return leads_seen, fake
+
+
+@pytest.mark.parametrize("pages", [1, 2, C, C + 1, 3 * C + 2, 40])
+async def test_every_lead_once_in_order(pages: int) -> None:
+    for extra in (0, -3):  # full last page, and a short one
+        count = max(1, pages * 10 + extra)
+        seen, fake = await _scan(count)
+        assert len(seen) == count
+        assert fake.stats.max_in_flight <= C
+
+
+async def test_empty_workflow_yields_nothing(fake: FakeDialNexa, client: AsyncDialNexa) -> None:
+    wf = await client.workflows.create(title="empty")
+    iterator = client.workflows.leads.list(wf.id)
+    assert await iterator.collect() == []
+    assert iterator.stats.pages_fetched == 1
+
+
+async def test_pages_and_stats(fake: FakeDialNexa) -> None:
+    async with FakeDialNexa(leads=95, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=C) as dn:
+            iterator = dn.workflows.leads.list(fake.workflow_id or "", page_size=10)
+            pages = [page async for page in iterator.pages()]
+            assert [p.meta.page for p in pages] == list(range(1, 11))
+            assert [len(p.data) for p in pages] == [10] * 9 + [5]
+            assert iterator.stats.pages_fetched == 10
+            assert 1 <= iterator.stats.max_in_flight <= C
+            with pytest.raises(RuntimeError, match="once"):
+                await iterator.collect()
+
+
+async def test_the_session_cap_holds_across_iterators_and_calls() -> None:
+    async with FakeDialNexa(leads=400, api_key=API_KEY, latency=0.005) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=3) as dn:
+            wf = fake.workflow_id or ""
+            results = await asyncio.gather(
+                dn.workflows.leads.list(wf, page_size=10).collect(),
+                dn.workflows.leads.list(wf, page_size=10, max_concurrency=8).collect(),
+                *[dn.campaign_leads.get(fake.campaign_lead_id or "") for _ in range(10)],
+            )
+        assert len(results[0]) == len(results[1]) == 400  # type: ignore[arg-type]
+        assert fake.stats.max_in_flight <= 3
+
+
+async def test_an_iterator_may_ask_for_less_than_the_cap() -> None:
+    async with FakeDialNexa(leads=300, api_key=API_KEY, latency=0.005) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=8) as dn:
+            iterator = dn.workflows.leads.list(
+                fake.workflow_id or "", page_size=10, max_concurrency=2
+            )
+            assert len(await iterator.collect()) == 300
+        assert iterator.stats.max_in_flight <= 2
+        assert fake.stats.max_in_flight <= 2
+
+
+def _page_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-page-")]
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def slow_fake() -> AsyncIterator[FakeDialNexa]:
+    async with FakeDialNexa(leads=1000, api_key=API_KEY, latency=0.01) as fake:
+        yield fake
+
+
+async def test_break_leaves_no_task_or_connection(slow_fake: FakeDialNexa) -> None:
+    connector = aiohttp.TCPConnector()
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        AsyncDialNexa(API_KEY, base_url=slow_fake.url, session=session, max_concurrency=C) as dn,
+    ):
+        async for lead in dn.workflows.leads.list(slow_fake.workflow_id or "", page_size=10):
+            assert lead.id
+            break
+        await _settle()
+        assert _page_tasks() == []
+        assert len(connector._acquired) == 0  # every in-flight request was cancelled
+
+
+async def test_exception_in_the_loop_body_cancels_fetches(slow_fake: FakeDialNexa) -> None:
+    async with AsyncDialNexa(API_KEY, base_url=slow_fake.url, max_concurrency=C) as dn:
+        with pytest.raises(ZeroDivisionError):
+            async for _ in dn.workflows.leads.list(slow_fake.workflow_id or "", page_size=10):
+                1 / 0  # noqa: B018
+        await _settle()
+        assert _page_tasks() == []
+
+
+async def test_cancelling_the_consumer_cancels_fetches(slow_fake: FakeDialNexa) -> None:
+    async with AsyncDialNexa(API_KEY, base_url=slow_fake.url, max_concurrency=C) as dn:
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in dn.workflows.leads.list(slow_fake.workflow_id or "", page_size=10):
+                started.set()
+
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await _settle()
+        assert _page_tasks() == []
+
+
+async def test_aclose_and_async_with_stop_the_scan(slow_fake: FakeDialNexa) -> None:
+    async with AsyncDialNexa(API_KEY, base_url=slow_fake.url, max_concurrency=C) as dn:
+        async with dn.workflows.leads.list(slow_fake.workflow_id or "", page_size=10) as leads:
+            async for _ in leads:
+                break
+        assert _page_tasks() == []
+
+
+async def test_closing_the_session_stops_running_iterators(slow_fake: FakeDialNexa) -> None:
+    dn = AsyncDialNexa(API_KEY, base_url=slow_fake.url, max_concurrency=C)
+    iterator = dn.workflows.leads.list(slow_fake.workflow_id or "", page_size=10)
+    stream = aiter(iterator)
+    await anext(stream)
+    await dn.aclose()
+    assert _page_tasks() == []
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_an_error_on_page_k_surfaces_after_pages_before_it() -> None:
+    def fail_page_5(request: web.Request) -> web.Response | None:
+        if request.query.get("page") == "5":
+            return web.json_response({"statusCode": 500, "message": "boom"}, status=500)
+        return None
+
+    async with FakeDialNexa(leads=200, api_key=API_KEY, interceptor=fail_page_5) as fake:
+        async with AsyncDialNexa(
+            API_KEY, base_url=fake.url, max_concurrency=C, max_retries=0
+        ) as dn:
+            seen: list[str] = []
+            with pytest.raises(InternalServerError):
+                async for lead in dn.workflows.leads.list(fake.workflow_id or "", page_size=10):
+                    seen.append(lead.id)
+            assert len(seen) == 40
+            await _settle()
+            assert _page_tasks() == []
+
+
+async def test_a_server_that_ignores_page_is_an_error_not_a_hang() -> None:
+    async def always_page_one(request: web.Request) -> web.Response | None:
+        if request.method == "GET" and request.query.get("page") not in (None, "1"):
+            raise web.HTTPFound(request.rel_url.update_query(page="1"))
+        return None
+
+    async with FakeDialNexa(leads=50, api_key=API_KEY, interceptor=always_page_one) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=C) as dn:
+            with pytest.raises(PaginationError, match="ignore"):
+                await dn.workflows.leads.list(fake.workflow_id or "", page_size=10).collect()
+
+
+async def test_leads_added_mid_scan_are_not_yielded_twice() -> None:
+    inserted = False
+
+    def insert_before_page_3(request: web.Request) -> None:
+        nonlocal inserted
+        if request.query.get("page") == "3" and not inserted:
+            inserted = True
+            workflow = fake.store.workflows[fake.workflow_id or ""]
+            fresh = fake.store.add_lead(workflow, "+919000000000")
+            workflow.leads.remove(fresh)
+            workflow.leads.insert(0, fresh)  # everything shifts by one
+
+    async with FakeDialNexa(leads=50, api_key=API_KEY, interceptor=insert_before_page_3) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=1) as dn:
+            iterator = dn.workflows.leads.list(fake.workflow_id or "", page_size=10)
+            ids = [lead.id for lead in await iterator.collect()]
+    assert len(ids) == len(set(ids))
+    assert iterator.stats.duplicates_dropped == 1

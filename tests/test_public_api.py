@@ -1,0 +1,26 @@
+import dialnexa_async
+from dialnexa_async import errors, models
+
+
+def test_all_is_sorted_and_exactly_the_public_names() -> None:
+    # Submodules are reachable but not star-exported; "@py_*" names come from pytest's rewriting.
+    public = {
+        name
+        for name in vars(dialnexa_async)
+        if (not name.startswith(("_", "@")) or name == "__version__")
+        and name not in {"errors", "models", "resources", "testing"}
+    }
+    assert dialnexa_async.__all__ == sorted(dialnexa_async.__all__)
+    assert set(dialnexa_async.__all__) == public
+
+
+def test_every_error_and_model_is_exported() -> None:
+    for module in (errors, models):
+        for name in module.__all__:
+            assert getattr(dialnexa_async, name) is getattr(module, name)
+
+
+def test_py_typed_is_shipped() -> None:
+    from importlib.resources import files
+
+    assert files("dialnexa_async").joinpath("py.typed").is_file()
