@@ -85,12 +85,12 @@ class AsyncDialNexa:
         allow_insecure_http: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"api_key must be a str, got {type(key).__name__}")
         if key is None or not key.strip():
             raise ValueError(
                 "no API key: pass api_key=... or set the DIALNEXA_API_KEY environment variable"
             )
-        if not isinstance(key, str):
-            raise TypeError(f"api_key must be a str, got {type(key).__name__}")
         url = base_url or os.environ.get("DIALNEXA_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = _check_base_url(url, allow_insecure_http)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):

@@ -35,6 +35,7 @@ __all__ = [
     "DuplicatePolicy",
     "Source",
     "build_csv",
+    "cell_text",
     "map_row_errors",
     "open_source",
     "plan_chunks",
@@ -86,7 +87,7 @@ def map_row_errors(errors: Iterable[RowError], row_numbers: list[int]) -> list[R
     return mapped
 
 
-def _cell_text(value: object) -> str:
+def cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -265,7 +266,7 @@ def _xlsx_records(path: Path | None, data: bytes | None) -> Iterator[list[str]]:
     try:
         sheet = book.worksheets[0]
         for values in sheet.iter_rows(values_only=True):
-            yield [_cell_text(value) for value in values]
+            yield [cell_text(value) for value in values]
     finally:
         book.close()
 
@@ -286,7 +287,7 @@ def _rows_from_iterable(rows: Iterable[object]) -> tuple[list[str], list[Row]]:
                 raise ValueError(f"columns {original!r} and {key!r} collide after trimming spaces")
             if name not in header:
                 header.append(name)
-            text_row[name] = _cell_text(value)
+            text_row[name] = cell_text(value)
         out.append(text_row)
     if out and PHONE_COLUMN not in header:
         raise ValueError(f"the rows have no {PHONE_COLUMN!r} column (columns: {header})")

@@ -20,6 +20,13 @@ def test_key_comes_from_the_argument_or_the_environment(monkeypatch: pytest.Monk
     assert dn.base_url == "http://127.0.0.1:9/v1"
 
 
+def test_a_key_that_is_not_a_string_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="api_key"):
+        AsyncDialNexa(12345)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="API key"):
+        AsyncDialNexa("   ")
+
+
 def test_default_base_url_is_the_public_one() -> None:
     assert AsyncDialNexa(API_KEY).base_url == "https://api.dialnexa.com/v1"
 

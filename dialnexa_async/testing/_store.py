@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from .._upload import cell_text as _cell_text
+
 __all__ = ["FakeStore", "RowProblem", "UploadRejected", "parse_upload"]
 
 WORKFLOW_STATUSES = ("draft", "active", "paused", "completed", "cancelled")
@@ -44,14 +46,6 @@ class UploadRejected(Exception):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
-
-
-def _cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _decode_rows(
