@@ -19,6 +19,8 @@ from dialnexa_async import (
 )
 from dialnexa_async.testing import FakeDialNexa
 
+from .conftest import API_KEY
+
 
 async def test_create_enroll_list_remove_read(fake: FakeDialNexa, client: AsyncDialNexa) -> None:
     wf = await client.workflows.create(title="Lead Nurture", description="three calls")
@@ -176,3 +178,17 @@ async def test_the_pytest_plugin_fixtures_work(
         dialnexa_fake_server.workflow_id or ""
     ).collect()
     assert len(leads) == 250
+
+
+async def test_count_and_status_counts() -> None:
+    async with FakeDialNexa(leads=103, api_key=API_KEY, latency=0.005) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            wf = fake.workflow_id or ""
+            assert await dn.workflows.leads.count(wf) == 103
+            counts = await dn.workflows.leads.status_counts(wf)
+    stored = fake.store.workflows[wf].leads
+    assert counts == {
+        status: sum(1 for lead in stored if lead["status"] == status) for status in LeadStatus
+    }
+    assert sum(counts.values()) == 103
+    assert fake.stats.max_in_flight > 1  # the per-status requests overlapped

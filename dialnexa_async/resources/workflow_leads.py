@@ -160,6 +160,36 @@ class WorkflowLeads:
             registry=self._iterators,
         )
 
+    async def count(
+        self,
+        workflow_id: str,
+        *,
+        status: LeadStatus | str | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """How many leads a workflow has (in ``status``, if given), from one ``limit=1`` request."""
+        page = await self.page(workflow_id, page=1, limit=1, status=status, timeout=timeout)
+        return page.meta.total
+
+    async def status_counts(
+        self, workflow_id: str, *, timeout: float | None = None
+    ) -> dict[LeadStatus, int]:
+        """The number of leads in each :class:`LeadStatus`, the requests run concurrently.
+
+        One ``limit=1`` request per status, under the session's cap: a dashboard tile without
+        scanning the leads.
+        """
+        check_id(workflow_id, "workflow_id")
+        counts: dict[LeadStatus, int] = {}
+
+        async def count_one(status: LeadStatus) -> None:
+            counts[status] = await self.count(workflow_id, status=status, timeout=timeout)
+
+        async with anyio.create_task_group() as tg:
+            for status in LeadStatus:
+                tg.start_soon(count_one, status)
+        return {status: counts[status] for status in LeadStatus}
+
     # -- removing ---------------------------------------------------------------------------
 
     async def remove(self, workflow_id: str, lead_id: str, *, timeout: float | None = None) -> None:
