@@ -6,7 +6,7 @@ Kept apart from the transport so that every status → error rule is tested with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._convert import decode_row_errors
@@ -19,7 +19,23 @@ from .errors import (
     status_error_class,
 )
 
-__all__ = ["REQUEST_ID_HEADERS", "decipher", "error_from_response", "parse_json", "snippet"]
+__all__ = [
+    "JSON_PARSER",
+    "REQUEST_ID_HEADERS",
+    "decipher",
+    "error_from_response",
+    "parse_json",
+    "snippet",
+]
+
+# orjson, when installed (the ``speedups`` extra), parses a page about twice as fast as the
+# standard library; every parse goes through this one name.
+_loads: Callable[[bytes], Any]
+try:
+    from orjson import loads as _loads
+except ModuleNotFoundError:  # pragma: no cover - the dev extra installs orjson
+    _loads = json.loads
+JSON_PARSER = _loads.__module__ or "json"
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-dialnexa-request-id")
 _SNIPPET_CHARS = 200
@@ -36,7 +52,11 @@ def parse_json(body: bytes) -> Any:
     """The JSON in ``body``, or :data:`_NO_BODY` when it is empty, or raise ``ValueError``."""
     if not body.strip():
         return _NO_BODY
-    return json.loads(body)
+    try:
+        return _loads(body)
+    except ValueError:
+        # orjson refuses some JSON the standard library reads (NaN, Infinity).
+        return json.loads(body)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

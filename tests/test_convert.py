@@ -210,3 +210,47 @@ def test_arbitrary_json_gives_a_model_or_a_typed_error(payload: Any) -> None:
             decoder()
         except APIResponseValidationError:
             pass
+
+
+lead_keys = st.sampled_from(
+    [
+        "id",
+        "phone_number",
+        "phoneNumber",
+        "status",
+        "current_node_id",
+        "currentNodeId",
+        "workflow_id",
+        "workflowId",
+        "enrolled_at",
+        "created_at",
+        "createdAt",
+        "enrolledAt",
+        "metadata",
+        "dynamic_variables",
+        "dynamicVariables",
+        "other",
+    ]
+)
+lead_values = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["", "pending", "IN_PROGRESS", "odd", "2024-05-01T09:00:00.000Z", "2024-05-01T09:00:00"]
+    ),
+    st.text(max_size=8),
+    st.integers(),
+    st.booleans(),
+    st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(st.dictionaries(lead_keys, lead_values, max_size=12))
+def test_the_lead_fast_path_agrees_with_the_generic_hook(raw: dict[str, Any]) -> None:
+    from dialnexa_async._convert import _fast_workflow_lead, _generic_workflow_lead, _Unusual
+
+    try:
+        fast = _fast_workflow_lead(dict(raw))
+    except _Unusual:
+        return
+    assert fast == _generic_workflow_lead(dict(raw), WorkflowLead)

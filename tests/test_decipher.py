@@ -130,3 +130,11 @@ def test_every_observed_error_example_maps_to_its_class(route: str, status: str)
     error = error_from_response("GET", route, int(status), {}, body)
     assert error.status_code == int(status)
     assert error.message == observed_samples()[route][status]["message"]
+
+
+def test_json_the_fast_parser_refuses_is_still_read() -> None:
+    import math
+
+    parsed = decipher("GET", "/p", 200, {}, b'{"total": NaN}')  # orjson refuses NaN
+    assert math.isnan(parsed["total"])
+    assert decipher("GET", "/p", 200, {}, b"  ") is None

@@ -245,9 +245,7 @@ async def test_leads_added_mid_scan_are_not_yielded_twice() -> None:
         if request.query.get("page") == "3" and not inserted:
             inserted = True
             workflow = fake.store.workflows[fake.workflow_id or ""]
-            fresh = fake.store.add_lead(workflow, "+919000000000")
-            workflow.leads.remove(fresh)
-            workflow.leads.insert(0, fresh)  # everything shifts by one
+            fake.store.add_lead(workflow, "+919000000000", front=True)  # everything shifts by one
 
     async with FakeDialNexa(leads=50, api_key=API_KEY, interceptor=insert_before_page_3) as fake:
         async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=1) as dn:

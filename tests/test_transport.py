@@ -77,7 +77,9 @@ async def test_a_retried_remove_answered_not_found_counts_as_done() -> None:
         if calls == 1:
             # Apply the removal, then fail as if the answer was lost.
             workflow = fake.store.workflows[fake.workflow_id or ""]
-            workflow.leads.remove(workflow.by_id.pop(request.match_info["lead_id"]))
+            lead = workflow.leads.find(request.match_info["lead_id"])
+            assert lead is not None
+            fake.store.remove_lead(workflow, lead)
             return web.json_response({"statusCode": 502, "message": "bad gateway"}, status=502)
         return None
 

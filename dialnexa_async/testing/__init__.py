@@ -14,7 +14,14 @@ With pytest, the plugin (registered automatically on install) gives the fixtures
 (an :class:`~dialnexa_async.AsyncDialNexa` pointed at it).
 """
 
-from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Interceptor
+from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Faults, Interceptor
 from ._store import FakeStore
 
-__all__ = ["DEFAULT_API_KEY", "FakeDialNexa", "FakeServerStats", "FakeStore", "Interceptor"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "FakeDialNexa",
+    "FakeServerStats",
+    "FakeStore",
+    "Faults",
+    "Interceptor",
+]

@@ -4,24 +4,73 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
+import random
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 import attrs
 from aiohttp import BodyPartReader, web
 
-from ._store import WORKFLOW_STATUSES, FakeStore, FakeWorkflow, UploadRejected, parse_upload
+from ._store import (
+    TRANSITIONS,
+    WORKFLOW_STATUSES,
+    FakeStore,
+    FakeWorkflow,
+    InvalidTransition,
+    UploadRejected,
+    parse_upload,
+)
 
-__all__ = ["FakeDialNexa", "FakeServerStats", "Interceptor"]
+__all__ = ["FakeDialNexa", "FakeServerStats", "Faults", "Interceptor"]
+
+DEFAULT_API_KEY = "dnx_test_key"
+MAX_LIMIT = 100
 
 Interceptor = Callable[
     [web.Request], Awaitable[web.StreamResponse | None] | web.StreamResponse | None
 ]
 
-DEFAULT_API_KEY = "dnx_test_key"
-MAX_LIMIT = 100
+_dumps: Callable[[Any], bytes]
+try:
+    from orjson import dumps as _dumps
+except ModuleNotFoundError:  # pragma: no cover - the dev extra installs orjson
+
+    def _dumps(data: Any) -> bytes:
+        return json.dumps(data).encode()
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=_dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Faults:
+    """Faults the fake server injects into a share of requests, chosen by a seeded generator.
+
+    Kinds: ``"500"``, ``"502"`` (answered before the request is handled), ``"503"`` and
+    ``"429"`` (the same, with ``Retry-After``), ``"drop"`` (the request *is* handled, then the
+    connection is closed without an answer) and ``"slow"`` (the answer waits ``slow_seconds``
+    first, then the request is handled).
+
+    Attributes:
+        rate: The share of authenticated requests that get a fault, 0..1.
+        seed: Seeds the generator, so a run can be repeated.
+        kinds: The kinds to choose from, uniformly.
+        slow_seconds: How long a ``"slow"`` answer waits.
+        retry_after: The ``Retry-After`` value sent with 429 and 503.
+    """
+
+    rate: float = 0.0
+    seed: int = 0
+    kinds: tuple[str, ...] = ("500", "502", "503", "429", "drop", "slow")
+    slow_seconds: float = 2.0
+    retry_after: str = "0"
 
 
 @attrs.define
@@ -33,17 +82,19 @@ class FakeServerStats:
         in_flight: Requests being handled now.
         max_in_flight: The most requests it handled at once.
         by_route: Requests per ``"METHOD /route"``.
+        faults: Faults injected, per kind.
     """
 
     requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     by_route: dict[str, int] = attrs.field(factory=dict)
+    faults: dict[str, int] = attrs.field(factory=dict)
 
 
 def _error(status: int, message: str, error: str, **extra: Any) -> web.Response:
     body = {"statusCode": status, "message": message, "error": error, **extra}
-    return web.json_response(body, status=status)
+    return _json(body, status=status)
 
 
 def _not_found(what: str) -> web.Response:
@@ -54,7 +105,7 @@ def _bad_request(message: str, **extra: Any) -> web.Response:
     return _error(400, message, "Bad Request", **extra)
 
 
-def _positive_int(raw: str | None, default: int) -> int | None:
+def _int_param(raw: str | None, default: int) -> int | None:
     if raw is None:
         return default
     try:
@@ -63,13 +114,29 @@ def _positive_int(raw: str | None, default: int) -> int | None:
         return None
 
 
+def _envelope(message: str, data: Any, **extra: Any) -> web.Response:
+    return _json({"statusCode": 200, "message": message, "data": data, **extra})
+
+
 class FakeDialNexa:
     """An in-process fake of the DialNexa API for tests and demos.
 
     ``async with FakeDialNexa(leads=1000) as fake:`` starts it on a free port of 127.0.0.1;
     ``fake.url`` is the base URL (``.../v1``) and ``fake.api_key`` the key it accepts.
-    With ``leads=N`` it creates one workflow, ``fake.workflow_id``, holding N generated leads,
-    and one campaign lead, ``fake.campaign_lead_id``.
+    With ``leads=N`` it creates one active workflow, ``fake.workflow_id``, holding N generated
+    leads (made on demand, so a million cost nothing until read), and one campaign lead,
+    ``fake.campaign_lead_id``.
+
+    Routes: the five of the API reference pages (``POST /workflows``, ``GET``/``POST
+    /workflows/{id}/leads``, ``DELETE /workflows/{id}/leads/{leadId}``, ``GET
+    /campaigns-leads/{id}``) in the pages' shapes, and the lifecycle routes of the observed live
+    service (``GET /workflows``, ``GET /workflows/{id}``, ``PATCH /workflows/{id}/status``,
+    ``GET /workflows/{id}/leads/variable-keys``, ``GET /workflows/{id}/leads/{leadId}/history``)
+    in its ``{statusCode, message, data}`` envelope.
+
+    Status actions: ``activate`` (draft → active), ``pause`` (active → paused), ``resume``
+    (paused → active), ``deactivate`` (active or paused → draft); any other action is a 400, an
+    action that does not apply to the current status a 409.
 
     Enrolment uploads are validated as the seeds describe: a ``phone_number`` column is
     required, and rows whose number is not ``+`` and 8 to 15 digits, or starts with ``+999`` (a
@@ -88,6 +155,8 @@ class FakeDialNexa:
         port: The port (0: a free one).
         interceptor: Called with each authenticated request before its handler; a response it
             returns (sync or async) is sent instead, to inject faults in tests.
+        faults: Random faults to inject (:class:`Faults`).
+        clock: What "now" is for the store (tests pass a fixed clock).
     """
 
     def __init__(
@@ -99,23 +168,26 @@ class FakeDialNexa:
         host: str = "127.0.0.1",
         port: int = 0,
         interceptor: Interceptor | None = None,
+        faults: Faults | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
         self.interceptor = interceptor
-        self.store = FakeStore()
+        self.faults = faults or Faults()
+        self._fault_random = random.Random(self.faults.seed)
+        self.store = FakeStore(clock)
         self.stats = FakeServerStats()
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.workflow_id: str | None = None
-        self.campaign_lead_id: str | None = None
         if leads:
             workflow = self.store.create_workflow("Seeded workflow", status="active")
             self.store.seed_leads(workflow, leads)
             self.workflow_id = workflow.id
-        self.campaign_lead_id = self.store.add_campaign_lead(
+        self.campaign_lead_id: str = self.store.add_campaign_lead(
             "+919876543210",
             metadata={"customer_name": "Priya Sharma", "product": "home_loan"},
             name="Priya Sharma",
@@ -125,11 +197,17 @@ class FakeDialNexa:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=256 * 1024 * 1024)
-        app.router.add_post("/v1/workflows", self._create_workflow)
-        app.router.add_get("/v1/workflows/{workflow_id}/leads", self._list_leads)
-        app.router.add_post("/v1/workflows/{workflow_id}/leads", self._enroll)
-        app.router.add_delete("/v1/workflows/{workflow_id}/leads/{lead_id}", self._remove_lead)
-        app.router.add_get("/v1/campaigns-leads/{lead_id}", self._get_campaign_lead)
+        add = app.router
+        add.add_post("/v1/workflows", self._create_workflow)
+        add.add_get("/v1/workflows", self._list_workflows)
+        add.add_get("/v1/workflows/{workflow_id}", self._get_workflow)
+        add.add_patch("/v1/workflows/{workflow_id}/status", self._set_status)
+        add.add_get("/v1/workflows/{workflow_id}/leads", self._list_leads)
+        add.add_post("/v1/workflows/{workflow_id}/leads", self._enroll)
+        add.add_get("/v1/workflows/{workflow_id}/leads/variable-keys", self._variable_keys)
+        add.add_delete("/v1/workflows/{workflow_id}/leads/{lead_id}", self._remove_lead)
+        add.add_get("/v1/workflows/{workflow_id}/leads/{lead_id}/history", self._history)
+        add.add_get("/v1/campaigns-leads/{lead_id}", self._get_campaign_lead)
         return app
 
     async def start(self) -> None:
@@ -179,15 +257,46 @@ class FakeDialNexa:
                     injected = await injected
                 if injected is not None:
                     return injected
+            fault = self._pick_fault()
+            if fault is not None:
+                return await self._inject(fault, request, handler)
             response: web.StreamResponse = await handler(request)
             return response
         finally:
             stats.in_flight -= 1
 
+    def _pick_fault(self) -> str | None:
+        faults = self.faults
+        if faults.rate <= 0 or self._fault_random.random() >= faults.rate:
+            return None
+        kind = self._fault_random.choice(faults.kinds)
+        self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+        return kind
+
+    async def _inject(self, kind: str, request: web.Request, handler: Any) -> web.StreamResponse:
+        retry_after = {"Retry-After": self.faults.retry_after}
+        if kind == "500":
+            return _error(500, "Internal server error", "Internal Server Error")
+        if kind == "502":
+            return _json({"message": "bad gateway"}, status=502)
+        if kind == "503":
+            return web.Response(status=503, text="service unavailable", headers=retry_after)
+        if kind == "429":
+            return _json({"statusCode": 429, "message": "slow down"}, 429, retry_after)
+        if kind == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+            response: web.StreamResponse = await handler(request)
+            return response
+        # "drop": handled, then the answer is lost with the connection.
+        await handler(request)
+        if request.transport is not None:
+            request.transport.close()
+        raise asyncio.CancelledError
+
     def _workflow(self, request: web.Request) -> FakeWorkflow | None:
         return self.store.workflows.get(request.match_info["workflow_id"])
 
-    # -- handlers -----------------------------------------------------------------------------
+    # -- workflows ----------------------------------------------------------------------------
 
     async def _create_workflow(self, request: web.Request) -> web.Response:
         try:
@@ -204,32 +313,81 @@ class FakeDialNexa:
             return _bad_request(f"status must be one of {', '.join(WORKFLOW_STATUSES)}")
         description = body.get("description")
         workflow = self.store.create_workflow(title, description, status)
-        return web.json_response(workflow.as_json(), status=201)
+        return _json(workflow.as_json(), status=201)
+
+    async def _list_workflows(self, request: web.Request) -> web.Response:
+        page = _int_param(request.query.get("page"), 1)
+        limit = _int_param(request.query.get("limit"), 20)
+        if page is None or page < 1 or limit is None or not 1 <= limit <= MAX_LIMIT:
+            return _bad_request("Workflow validation failed")
+        sort_by = request.query.get("sortBy", "createdAt")
+        order = request.query.get("sortOrder", "DESC")
+        keys: dict[str, Callable[[FakeWorkflow], Any]] = {
+            "createdAt": lambda w: (w.created_at, w.id),
+            "updatedAt": lambda w: (w.updated_at, w.id),
+            "title": lambda w: (w.title, w.id),
+        }
+        if sort_by not in keys or order not in ("ASC", "DESC"):
+            return _bad_request("Workflow validation failed")
+        ordered = sorted(self.store.workflows.values(), key=keys[sort_by], reverse=order == "DESC")
+        start = (page - 1) * limit
+        return _envelope(
+            "Workflows fetched successfully",
+            [w.as_observed_json() for w in ordered[start : start + limit]],
+            meta={
+                "totalItems": len(ordered),
+                "itemsPerPage": limit,
+                "totalPages": math.ceil(len(ordered) / limit),
+                "currentPage": page,
+            },
+        )
+
+    async def _get_workflow(self, request: web.Request) -> web.Response:
+        workflow = self._workflow(request)
+        if workflow is None:
+            return _not_found("Workflow")
+        return _envelope("Workflow fetched successfully", workflow.as_observed_json())
+
+    async def _set_status(self, request: web.Request) -> web.Response:
+        workflow = self._workflow(request)
+        if workflow is None:
+            return _not_found("Workflow")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        action = body.get("action") if isinstance(body, dict) else None
+        if action not in TRANSITIONS:
+            return _bad_request(
+                "Invalid action. Must be one of: activate, deactivate, pause, resume"
+            )
+        try:
+            done = self.store.transition(workflow, action)
+        except InvalidTransition as exc:
+            return _error(409, str(exc), "Conflict")
+        return _envelope(f"Workflow {done} successfully", workflow.as_observed_json())
+
+    # -- leads --------------------------------------------------------------------------------
 
     async def _list_leads(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
         if workflow is None:
             return _not_found("Workflow")
-        page = _positive_int(request.query.get("page"), 1)
-        limit = _positive_int(request.query.get("limit"), 20)
+        page = _int_param(request.query.get("page"), 1)
+        limit = _int_param(request.query.get("limit"), 20)
         if page is None or page < 1:
             return _bad_request("page must be a positive integer")
         if limit is None or not 1 <= limit <= MAX_LIMIT:
             return _bad_request(f"limit must be between 1 and {MAX_LIMIT}")
-        leads = self.store.list_leads(workflow, request.query.get("status"))
         start = (page - 1) * limit
-        total = len(leads)
-        return web.json_response(
-            {
-                "data": leads[start : start + limit],
-                "meta": {
-                    "page": page,
-                    "limit": limit,
-                    "total": total,
-                    "totalPages": math.ceil(total / limit),
-                },
-            }
-        )
+        data, total = workflow.leads.page(start, start + limit, request.query.get("status"))
+        meta = {
+            "page": page,
+            "limit": limit,
+            "total": total,
+            "totalPages": math.ceil(total / limit),
+        }
+        return _json({"data": data, "meta": meta})
 
     async def _enroll(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
@@ -252,7 +410,7 @@ class FakeDialNexa:
             errors = [attrs.asdict(problem) for problem in exc.problems]
             return _bad_request(exc.message, **({"errors": errors} if errors else {}))
         enrolled = self.store.enroll(workflow, rows)
-        return web.json_response(
+        return _json(
             {
                 "workflow_id": workflow.id,
                 "leads_enrolled": enrolled,
@@ -261,21 +419,39 @@ class FakeDialNexa:
             status=201,
         )
 
+    async def _variable_keys(self, request: web.Request) -> web.Response:
+        workflow = self._workflow(request)
+        if workflow is None:
+            return _not_found("Workflow")
+        keys = self.store.variable_keys(workflow)
+        return _envelope("Variable keys fetched successfully", {"keys": keys})
+
     async def _remove_lead(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
         if workflow is None:
             return _not_found("Workflow")
-        lead = workflow.by_id.get(request.match_info["lead_id"])
+        lead = workflow.leads.find(request.match_info["lead_id"])
         if lead is None:
             return _not_found("Workflow lead")
         if lead["status"] in ("completed", "removed"):
             return _error(409, f"Lead is already {lead['status']}", "Conflict")
-        lead["status"] = "removed"
-        lead["current_node_id"] = None
-        return web.json_response({"statusCode": 200, "message": "Lead removed successfully"})
+        self.store.remove_lead(workflow, lead)
+        return _json({"statusCode": 200, "message": "Lead removed successfully"})
+
+    async def _history(self, request: web.Request) -> web.Response:
+        workflow = self._workflow(request)
+        if workflow is None:
+            return _not_found("Workflow")
+        lead = workflow.leads.find(request.match_info["lead_id"])
+        if lead is None:
+            return _not_found("Workflow lead")
+        steps = workflow.leads.history(lead)
+        return _envelope(
+            "Lead history fetched successfully", {"lead": lead, "history": list(steps)}
+        )
 
     async def _get_campaign_lead(self, request: web.Request) -> web.Response:
         lead = self.store.campaign_leads.get(request.match_info["lead_id"])
         if lead is None:
             return _not_found("Campaign lead")
-        return web.json_response(lead)
+        return _json(lead)

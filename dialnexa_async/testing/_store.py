@@ -1,6 +1,8 @@
 """The fake server's state and rules, without HTTP: workflows, their leads, campaign leads.
 
-Kept apart from the aiohttp handlers so the rules read in one place.
+Kept apart from the aiohttp handlers so the rules read in one place. Generated leads are made
+on demand from their index (a million of them cost nothing until read), and stored only once
+something changes them.
 """
 
 from __future__ import annotations
@@ -9,25 +11,49 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
-from .._upload import cell_text as _cell_text
+from .._upload import cell_text
 
-__all__ = ["FakeStore", "RowProblem", "UploadRejected", "parse_upload"]
+__all__ = [
+    "FakeStore",
+    "FakeWorkflow",
+    "InvalidTransition",
+    "LeadTable",
+    "RowProblem",
+    "UploadRejected",
+    "parse_upload",
+]
 
 WORKFLOW_STATUSES = ("draft", "active", "paused", "completed", "cancelled")
 LEAD_STATUS_CYCLE = ("pending", "in_progress", "in_progress", "completed", "failed")
+# action -> (statuses it applies to, the status it leads to, the past tense for the message)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "activate": (("draft",), "active", "activated"),
+    "pause": (("active",), "paused", "paused"),
+    "resume": (("paused",), "active", "resumed"),
+    "deactivate": (("active", "paused"), "draft", "deactivated"),
+}
+NODES = ("node_call_1", "node_wait", "node_call_2")
+NODE_TYPES = {"node_call_1": "VOICE_CALL", "node_wait": "DELAY", "node_call_2": "VOICE_CALL"}
+NODE_LABELS = {
+    "node_call_1": "First call",
+    "node_wait": "Wait 2 days",
+    "node_call_2": "Second call",
+}
 _PHONE = re.compile(r"^\+?[0-9]{8,15}$")
 # Numbers under this prefix are "not enabled for any voice call number", as the seeds describe.
 BLOCKED_PREFIX = "+999"
-_EPOCH = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+EPOCH = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+STEP_SECONDS = 3600
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """``2024-05-01T09:00:00.000Z``, as the API writes time stamps."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -48,6 +74,10 @@ class UploadRejected(Exception):
         self.problems = problems or []
 
 
+class InvalidTransition(Exception):
+    """A status action that does not apply to the workflow's current status."""
+
+
 def _decode_rows(
     filename: str, content_type: str, data: bytes
 ) -> tuple[list[str], list[list[str]]]:
@@ -60,7 +90,7 @@ def _decode_rows(
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             records = [
-                [_cell_text(value) for value in row]
+                [cell_text(value) for value in row]
                 for row in book.worksheets[0].iter_rows(values_only=True)
             ]
         finally:
@@ -117,6 +147,166 @@ def parse_upload(filename: str, content_type: str, data: bytes) -> list[tuple[in
     return rows
 
 
+class LeadTable:
+    """A workflow's leads in list order: leads inserted at the front (newest first), then the
+    generated ones (made from their index on demand), then the enrolled ones.
+
+    A lead's record is a JSON-ready dict; its ``history`` (steps) is kept beside it.
+    """
+
+    def __init__(self, workflow_id: str) -> None:
+        self._workflow_id = workflow_id
+        self._generated = 0
+        self._overrides: dict[int, dict[str, Any]] = {}
+        self._front: list[dict[str, Any]] = []
+        self._added: list[dict[str, Any]] = []
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._histories: dict[str, list[dict[str, Any]]] = {}
+        self._prefix = f"wlead_{workflow_id.removeprefix('wf_')}_g"
+        self._version = 0
+        self._status_index: dict[str, tuple[int, list[int]]] = {}
+
+    # -- generated leads -------------------------------------------------------------------
+
+    def generate(self, count: int) -> None:
+        if self._added or self._front:
+            raise RuntimeError("generate leads before adding others")
+        self._generated += count
+        self._changed()
+
+    def _generated_status(self, g: int) -> str:
+        return LEAD_STATUS_CYCLE[g % len(LEAD_STATUS_CYCLE)]
+
+    def _make(self, g: int) -> dict[str, Any]:
+        status = self._generated_status(g)
+        steps = {"pending": 0, "in_progress": 1 + g % 2, "completed": 3, "failed": 1}[status]
+        node = None if status in ("completed", "failed") else NODES[max(steps - 1, 0)]
+        return {
+            "id": f"{self._prefix}{g:08d}",
+            "workflow_id": self._workflow_id,
+            "phone_number": f"+9198{g:08d}",
+            "status": status,
+            "current_node_id": node,
+            "enrolled_at": iso(EPOCH + timedelta(seconds=g)),
+            "metadata": {"customer_name": f"Customer {g}"},
+        }
+
+    def _generated_history(self, g: int, lead: dict[str, Any]) -> list[dict[str, Any]]:
+        status = self._generated_status(g)
+        count = {"pending": 0, "in_progress": 1 + g % 2, "completed": 3, "failed": 1}[status]
+        start = EPOCH + timedelta(seconds=g)
+        steps = []
+        for k in range(count):
+            node = NODES[k]
+            begun = start + timedelta(seconds=k * STEP_SECONDS)
+            last = k == count - 1
+            open_step = last and status == "in_progress"
+            steps.append(
+                {
+                    "node_id": node,
+                    "node_type": NODE_TYPES[node],
+                    "label": NODE_LABELS[node],
+                    "status": "in_progress"
+                    if open_step
+                    else ("failed" if last and status == "failed" else "completed"),
+                    "call_id": f"call_{lead['id']}_{k}"
+                    if NODE_TYPES[node] == "VOICE_CALL"
+                    else None,
+                    "started_at": iso(begun),
+                    "ended_at": None if open_step else iso(begun + timedelta(seconds=STEP_SECONDS)),
+                }
+            )
+        return steps
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._front) + self._generated + len(self._added)
+
+    def _at(self, index: int) -> dict[str, Any]:
+        front = len(self._front)
+        if index < front:
+            return self._front[front - 1 - index]
+        g = index - front
+        if g < self._generated:
+            found = self._overrides.get(g)
+            return found if found is not None else self._make(g)
+        return self._added[g - self._generated]
+
+    def _status_at(self, index: int) -> str:
+        g = index - len(self._front)
+        if 0 <= g < self._generated and g not in self._overrides:
+            return self._generated_status(g)
+        return str(self._at(index)["status"])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for index in range(len(self)):
+            yield self._at(index)
+
+    def page(self, start: int, stop: int, status: str | None) -> tuple[list[dict[str, Any]], int]:
+        """The leads at positions ``start:stop`` of the (filtered) list, and its length."""
+        if status is None:
+            return [self._at(i) for i in range(start, min(stop, len(self)))], len(self)
+        cached = self._status_index.get(status)
+        if cached is None or cached[0] != self._version:
+            positions = [i for i in range(len(self)) if self._status_at(i) == status]
+            cached = (self._version, positions)
+            self._status_index[status] = cached
+        positions = cached[1]
+        return [self._at(i) for i in positions[start:stop]], len(positions)
+
+    def find(self, lead_id: str) -> dict[str, Any] | None:
+        """The lead's record, stored so that changes to it stick."""
+        found = self._by_id.get(lead_id)
+        if found is not None:
+            return found
+        if lead_id.startswith(self._prefix):
+            suffix = lead_id[len(self._prefix) :]
+            if suffix.isdigit() and len(suffix) == 8 and int(suffix) < self._generated:
+                g = int(suffix)
+                lead = self._overrides.get(g) or self._make(g)
+                self._overrides[g] = lead
+                self._by_id[lead_id] = lead
+                return lead
+        return None
+
+    def distinct_shapes(self) -> Iterator[dict[str, Any]]:
+        """Every stored lead, and one generated lead standing for the rest."""
+        yield from self._front
+        if self._generated:
+            yield self._at(len(self._front))
+        yield from self._added
+
+    def history(self, lead: dict[str, Any]) -> list[dict[str, Any]]:
+        """The lead's steps, oldest first (stored, so that changes stick)."""
+        steps = self._histories.get(lead["id"])
+        if steps is None:
+            suffix = lead["id"][len(self._prefix) :] if lead["id"].startswith(self._prefix) else ""
+            steps = self._generated_history(int(suffix), lead) if suffix.isdigit() else []
+            self._histories[lead["id"]] = steps
+        return steps
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    def append(self, lead: dict[str, Any]) -> None:
+        self._added.append(lead)
+        self._by_id[lead["id"]] = lead
+        self._changed()
+
+    def insert_front(self, lead: dict[str, Any]) -> None:
+        self._front.append(lead)
+        self._by_id[lead["id"]] = lead
+        self._changed()
+
+    def set_status(self, lead: dict[str, Any], status: str, node: str | None) -> None:
+        lead["status"] = status
+        lead["current_node_id"] = node
+        self._changed()
+
+
 @attrs.define
 class FakeWorkflow:
     id: str
@@ -125,8 +315,7 @@ class FakeWorkflow:
     status: str
     created_at: datetime
     updated_at: datetime
-    leads: list[dict[str, Any]] = attrs.field(factory=list)
-    by_id: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    leads: LeadTable
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -135,15 +324,31 @@ class FakeWorkflow:
             "title": self.title,
             "description": self.description,
             "status": self.status,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+    def as_observed_json(self) -> dict[str, Any]:
+        """The camelCase shape of the observed live service (list/get/status routes)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "description": self.description,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
         }
 
 
 class FakeStore:
-    """Everything the fake server knows. Safe to inspect from tests (single event loop)."""
+    """Everything the fake server knows. Safe to inspect from tests (single event loop).
 
-    def __init__(self) -> None:
+    Args:
+        clock: What "now" is, for time stamps and lead movement (tests pass a fixed clock).
+    """
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.workflows: dict[str, FakeWorkflow] = {}
         self.campaign_leads: dict[str, dict[str, Any]] = {}
         self.uploads_applied = 0
@@ -152,22 +357,36 @@ class FakeStore:
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids):010d}"
 
-    # -- workflows ----------------------------------------------------------------------------
+    # -- workflows --------------------------------------------------------------------------
 
     def create_workflow(
         self, title: str, description: str | None = None, status: str = "draft"
     ) -> FakeWorkflow:
-        now = datetime.now(UTC)
+        now = self.clock()
+        workflow_id = self._next_id("wf")
         workflow = FakeWorkflow(
-            id=self._next_id("wf"),
+            id=workflow_id,
             title=title,
             description=description,
             status=status,
             created_at=now,
             updated_at=now,
+            leads=LeadTable(workflow_id),
         )
         self.workflows[workflow.id] = workflow
         return workflow
+
+    def transition(self, workflow: FakeWorkflow, action: str) -> str:
+        """Apply a status action; return its past tense. ``KeyError`` for an unknown action,
+        :class:`InvalidTransition` when it does not apply to the current status."""
+        sources, target, done = TRANSITIONS[action]
+        if workflow.status not in sources:
+            raise InvalidTransition(f"cannot {action} a workflow that is {workflow.status}")
+        workflow.status = target
+        workflow.updated_at = self.clock()
+        return done
+
+    # -- leads ------------------------------------------------------------------------------
 
     def add_lead(
         self,
@@ -176,8 +395,9 @@ class FakeStore:
         *,
         variables: dict[str, str] | None = None,
         status: str = "pending",
-        current_node_id: str | None = "node_start",
+        current_node_id: str | None = None,
         enrolled_at: datetime | None = None,
+        front: bool = False,
     ) -> dict[str, Any]:
         lead: dict[str, Any] = {
             "id": self._next_id("wlead"),
@@ -185,30 +405,18 @@ class FakeStore:
             "phone_number": phone_number,
             "status": status,
             "current_node_id": current_node_id,
-            "enrolled_at": _iso(enrolled_at or datetime.now(UTC)),
+            "enrolled_at": iso(enrolled_at or self.clock()),
             "metadata": dict(variables or {}),
         }
-        workflow.leads.append(lead)
-        workflow.by_id[lead["id"]] = lead
+        if front:
+            workflow.leads.insert_front(lead)
+        else:
+            workflow.leads.append(lead)
         return lead
 
     def seed_leads(self, workflow: FakeWorkflow, count: int) -> None:
-        """Add ``count`` generated leads with a spread of statuses."""
-        for index in range(count):
-            status = LEAD_STATUS_CYCLE[index % len(LEAD_STATUS_CYCLE)]
-            self.add_lead(
-                workflow,
-                f"+9198{index:08d}",
-                variables={"customer_name": f"Customer {index}"},
-                status=status,
-                current_node_id=None if status in ("completed", "failed") else f"node_{index % 3}",
-                enrolled_at=_EPOCH + timedelta(seconds=index),
-            )
-
-    def list_leads(self, workflow: FakeWorkflow, status: str | None) -> list[dict[str, Any]]:
-        if status is None:
-            return workflow.leads
-        return [lead for lead in workflow.leads if lead["status"] == status]
+        """Add ``count`` generated leads with a spread of statuses and histories."""
+        workflow.leads.generate(count)
 
     def enroll(self, workflow: FakeWorkflow, rows: list[tuple[int, dict[str, str]]]) -> int:
         for _, row in rows:
@@ -216,6 +424,40 @@ class FakeStore:
             self.add_lead(workflow, row["phone_number"].strip(), variables=variables)
         self.uploads_applied += 1
         return len(rows)
+
+    def remove_lead(self, workflow: FakeWorkflow, lead: dict[str, Any]) -> None:
+        """Detach a lead: it stops where it is; its history stays."""
+        steps = workflow.leads.history(lead)
+        if steps and steps[-1]["ended_at"] is None:
+            steps[-1]["ended_at"] = iso(self.clock())
+            steps[-1]["status"] = "cancelled"
+        workflow.leads.set_status(lead, "removed", None)
+
+    def move_lead(self, workflow: FakeWorkflow, lead: dict[str, Any], node_id: str) -> None:
+        """The lead finishes its current step and starts ``node_id`` now."""
+        now = iso(self.clock())
+        steps = workflow.leads.history(lead)
+        if steps and steps[-1]["ended_at"] is None:
+            steps[-1]["ended_at"] = now
+            steps[-1]["status"] = "completed"
+        steps.append(
+            {
+                "node_id": node_id,
+                "node_type": NODE_TYPES.get(node_id, "VOICE_CALL"),
+                "label": NODE_LABELS.get(node_id, node_id),
+                "status": "in_progress",
+                "call_id": None,
+                "started_at": now,
+                "ended_at": None,
+            }
+        )
+        workflow.leads.set_status(lead, "in_progress", node_id)
+
+    def variable_keys(self, workflow: FakeWorkflow) -> list[str]:
+        keys: dict[str, None] = {}
+        for lead in workflow.leads.distinct_shapes():
+            keys.update(dict.fromkeys(lead["metadata"]))
+        return list(keys)
 
     # -- campaign leads -----------------------------------------------------------------------
 
@@ -236,11 +478,7 @@ class FakeStore:
             "metadata": dict(metadata or {}),
             "status": status,
             "call_log_id": None,
-            "created_at": _iso(datetime.now(UTC)),
+            "created_at": iso(self.clock()),
         }
         self.campaign_leads[lead["id"]] = lead
         return lead
-
-    def iter_leads(self) -> Iterator[dict[str, Any]]:
-        for workflow in self.workflows.values():
-            yield from workflow.leads
