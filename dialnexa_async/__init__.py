@@ -9,7 +9,7 @@
             print(lead.id, lead.status)
 """
 
-from ._pagination import PagedIterator, PaginationStats
+from ._pagination import ManyPagedIterator, PagedIterator, PaginationStats
 from ._session import AsyncDialNexa
 from ._version import __version__
 from .errors import (
@@ -65,6 +65,7 @@ __all__ = [
     "LeadHistory",
     "LeadHistoryStep",
     "LeadStatus",
+    "ManyPagedIterator",
     "NotFoundError",
     "Page",
     "PageMeta",

@@ -38,6 +38,8 @@ from .models import Page
 
 __all__ = [
     "DEDUPE_LOOKBACK_PAGES",
+    "ManyPagedIterator",
+    "PageDecode",
     "PageFetch",
     "PagedIterator",
     "PaginationStats",
@@ -51,8 +53,10 @@ T = TypeVar("T")
 
 DEDUPE_LOOKBACK_PAGES = 3
 
-# Fetches one page by number; returns it and how many attempts it took.
-PageFetch = Callable[[int], Coroutine[Any, Any, tuple[Page[T], int]]]
+# Fetches one page by number: returns its parsed JSON and how many attempts it took.
+PageFetch = Callable[[int], Coroutine[Any, Any, tuple[Any, int]]]
+# Turns a page's parsed JSON into a Page, given its number.
+PageDecode = Callable[[Any, int], Page[T]]
 
 
 def total_pages_for(total: int, limit: int) -> int:
@@ -90,11 +94,11 @@ class RecentIds:
 
     def filter(self, ids: Iterable[Hashable]) -> list[bool]:
         """For each id, whether to keep it; then remember this page's ids."""
+        recent = set().union(*self._pages)
         seen: set[Hashable] = set()
         keep = []
         for item_id in ids:
-            duplicate = item_id in seen or any(item_id in page for page in self._pages)
-            keep.append(not duplicate)
+            keep.append(item_id not in seen and item_id not in recent)
             seen.add(item_id)
         self._pages.append(seen)
         return keep
@@ -130,7 +134,8 @@ class PagedIterator(Generic[T]):
 
     def __init__(
         self,
-        fetch: PageFetch[T],
+        fetch: PageFetch,
+        decode: PageDecode[T],
         *,
         concurrency: int,
         key: Callable[[T], Hashable],
@@ -141,15 +146,17 @@ class PagedIterator(Generic[T]):
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self._fetch = fetch
+        self._decode = decode
         self._concurrency = concurrency
         self._window = window_for(concurrency)
         self._key = key
         self._dedupe = dedupe
         self._method, self._path = describe
-        self._tasks: dict[int, asyncio.Task[tuple[Page[T], int]]] = {}
+        self._tasks: dict[int, asyncio.Task[tuple[Any, int]]] = {}
         self._next_page = 2
         self._last_page = 1
         self._consumed = 1  # the highest page number handed to the consumer
+        self._in_flight = 0
         self._started = False
         self._closed = False
         self.stats = PaginationStats()
@@ -218,8 +225,8 @@ class PagedIterator(Generic[T]):
         previous_ids: list[Hashable] | None = None
         try:
             number = 1
-            first, attempts = await self._fetch(1)
-            page: Page[T] = first
+            raw, attempts = await self._fetch(1)
+            page = self._decode(raw, 1)
             self._count(attempts)
             self._last_page = max(1, page.meta.total_pages)
             while True:
@@ -267,29 +274,131 @@ class PagedIterator(Generic[T]):
             task = self._tasks[number]
         await asyncio.wait([task])
         del self._tasks[number]
-        page, attempts = task.result()  # raises the page's error, in page order
+        raw, attempts = task.result()  # raises the page's error, in page order
+        # Decoded here, as the consumer reaches it, not in the fetch task: the next request
+        # goes out as soon as a response is read, and decoding overlaps the network wait.
+        page = self._decode(raw, number)
         self._count(attempts)
         self._last_page = max(self._last_page, page.meta.total_pages)
         return page
 
-    def _fill(self, _: object = None) -> None:
+    def _fetched(self, _: object) -> None:
+        self._in_flight -= 1
+        self._fill()
+
+    def _fill(self) -> None:
         """Start page requests while there is room: in flight < concurrency, ahead < window."""
         if self._closed:
             return
-        while self._next_page <= self._last_page:
-            in_flight = sum(1 for t in self._tasks.values() if not t.done())
-            ahead = self._next_page - self._consumed
-            if in_flight >= self._concurrency or ahead > self._window:
-                break
+        while (
+            self._next_page <= self._last_page
+            and self._in_flight < self._concurrency
+            and self._next_page - self._consumed <= self._window
+        ):
             number = self._next_page
             self._next_page += 1
             task = asyncio.create_task(self._fetch(number), name=f"dialnexa-page-{number}")
-            task.add_done_callback(self._fill)
+            task.add_done_callback(self._fetched)
             self._tasks[number] = task
-            self.stats.max_in_flight = max(self.stats.max_in_flight, in_flight + 1)
+            self._in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
 
 
 def close_all(registry: weakref.WeakSet[PagedIterator[object]]) -> None:
     """Cancel the in-flight requests of every iterator in ``registry``."""
     for iterator in list(registry):
         iterator._cancel_now()
+
+
+_DONE = object()
+
+
+class ManyPagedIterator(Generic[T]):
+    """Several paged lists as one async iterator: list after list, each in its own order.
+
+    While one list is being read, the next ``ahead`` lists are already being fetched (each
+    holding at most its own window of pages), so many small lists cost a few round trips, not
+    one each. All their requests share the session's cap.
+
+    ``async for item in it``, ``async for key, page in it.pages()``, ``await it.collect()``.
+    """
+
+    def __init__(
+        self,
+        keys: list[str],
+        open_list: Callable[[str], PagedIterator[T]],
+        *,
+        ahead: int,
+        tag: Callable[[str, list[T]], list[T]] | None = None,
+    ) -> None:
+        self._keys = keys
+        self._open = open_list
+        self._ahead = max(1, ahead)
+        self._tag = tag
+        self._started = False
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._items()
+
+    def pages(self) -> AsyncGenerator[tuple[str, Page[T]], None]:
+        """``(key, page)`` pairs, list after list."""
+        return self._stream()
+
+    async def collect(self) -> list[T]:
+        """Every item of every list, as one list."""
+        return [item async for item in self._items()]
+
+    async def _items(self) -> AsyncIterator[T]:
+        async with aclosing(self._stream()) as stream:
+            async for _, page in stream:
+                for item in page.data:
+                    yield item
+
+    async def _pump(self, iterator: PagedIterator[T], queue: asyncio.Queue[object]) -> None:
+        try:
+            async with aclosing(iterator.pages()) as pages:
+                async for page in pages:
+                    await queue.put(page)
+        except Exception as exc:
+            await queue.put(exc)
+        else:
+            await queue.put(_DONE)
+
+    async def _stream(self) -> AsyncGenerator[tuple[str, Page[T]], None]:
+        if self._started:
+            raise RuntimeError("a paged iterator can be iterated only once; call again")
+        self._started = True
+        pending = iter(self._keys)
+        open_lists: deque[tuple[str, asyncio.Queue[object], asyncio.Task[None]]] = deque()
+
+        def open_next() -> None:
+            key = next(pending, None)
+            if key is not None:
+                queue: asyncio.Queue[object] = asyncio.Queue(maxsize=2)
+                task = asyncio.create_task(
+                    self._pump(self._open(key), queue), name=f"dialnexa-list-{key}"
+                )
+                open_lists.append((key, queue, task))
+
+        try:
+            for _ in range(self._ahead):
+                open_next()
+            while open_lists:
+                key, queue, _task = open_lists[0]
+                item = await queue.get()
+                if item is _DONE:
+                    open_lists.popleft()
+                    open_next()
+                    continue
+                if isinstance(item, Exception):
+                    raise item
+                page: Page[T] = item  # type: ignore[assignment]
+                if self._tag is not None:
+                    page = Page(data=self._tag(key, page.data), meta=page.meta)
+                yield key, page
+        finally:
+            tasks = [task for _, _, task in open_lists]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dialnexa_async import (
     AsyncDialNexa,
     InternalServerError,
+    NotFoundError,
     Page,
     PageMeta,
     PaginationError,
@@ -253,3 +254,63 @@ async def test_leads_added_mid_scan_are_not_yielded_twice() -> None:
             ids = [lead.id for lead in await iterator.collect()]
     assert len(ids) == len(set(ids))
     assert iterator.stats.duplicates_dropped == 1
+
+
+async def test_list_many_yields_each_workflow_in_order_and_tags_leads() -> None:
+    async with FakeDialNexa(api_key=API_KEY, latency=0.002) as fake:
+        sizes = [0, 1, 250, 37, 100]
+        ids = []
+        for size in sizes:
+            workflow = fake.store.create_workflow(f"wf {size}")
+            fake.store.seed_leads(workflow, size)
+            ids.append(workflow.id)
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=C) as dn:
+            leads = await dn.workflows.leads.list_many(ids, page_size=10).collect()
+            pages = [
+                (key, page.meta.page)
+                async for key, page in dn.workflows.leads.list_many(ids[:3], page_size=100).pages()
+            ]
+        expected = [(wf, lead["id"]) for wf in ids for lead in fake.store.workflows[wf].leads]
+        assert [(lead.workflow_id, lead.id) for lead in leads] == expected
+        assert pages == [(ids[0], 1), (ids[1], 1), (ids[2], 1), (ids[2], 2), (ids[2], 3)]
+        assert fake.stats.max_in_flight <= C
+
+
+async def test_list_many_raises_a_workflows_error_in_its_place_and_cleans_up() -> None:
+    async with FakeDialNexa(leads=30, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=C) as dn:
+            seen: list[str] = []
+            with pytest.raises(NotFoundError):
+                async for lead in dn.workflows.leads.list_many(
+                    [fake.workflow_id or "", "wf_missing"], page_size=10
+                ):
+                    seen.append(lead.id)
+            assert len(seen) == 30
+            async for _ in dn.workflows.leads.list_many([fake.workflow_id or ""] * 5, page_size=10):
+                break
+            await _settle()
+            assert [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-")] == []
+
+
+def test_list_many_refuses_bad_input() -> None:
+    dn = AsyncDialNexa(API_KEY)
+    with pytest.raises(TypeError, match="workflow_ids"):
+        dn.workflows.leads.list_many("wf_1")
+    with pytest.raises(ValueError, match="workflow_ids"):
+        dn.workflows.leads.list_many(["wf_1", ""])
+    with pytest.raises(ValueError, match="page_size"):
+        dn.workflows.leads.list_many(["wf_1"], page_size=101)
+
+
+async def test_a_slow_consumer_does_not_make_the_scan_read_ahead_unbounded() -> None:
+    async with FakeDialNexa(leads=2000, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=C) as dn:
+            iterator = dn.workflows.leads.list(fake.workflow_id or "", page_size=10)
+            async with iterator:
+                async for _ in iterator:
+                    # Stop reading after the first lead and give the fetches every chance.
+                    for _ in range(50):
+                        await asyncio.sleep(0.002)
+                    break
+        # page 1, then at most the window (2 * C pages) ahead of the consumer
+        assert fake.stats.by_route["GET /v1/workflows/{workflow_id}/leads"] <= 1 + 2 * C + 1

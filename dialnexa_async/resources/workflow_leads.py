@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -11,7 +11,7 @@ import anyio
 import attrs
 
 from .._convert import decode, decode_page
-from .._pagination import PagedIterator
+from .._pagination import ManyPagedIterator, PagedIterator
 from .._transport import Transport, UploadFile, encode_path
 from .._upload import Chunk, DuplicatePolicy, map_row_errors, open_source, plan_chunks
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range
@@ -55,6 +55,17 @@ def _status_param(status: LeadStatus | str | None) -> dict[str, str]:
     return {"status": str(status)}
 
 
+def _tag_workflow(workflow_id: str, leads: list[WorkflowLead]) -> list[WorkflowLead]:
+    return [
+        lead if lead.workflow_id == workflow_id else attrs.evolve(lead, workflow_id=workflow_id)
+        for lead in leads
+    ]
+
+
+def _decode_leads(payload: Any, number: int, *, limit: int, path: str) -> Page[WorkflowLead]:
+    return decode_page(payload, WorkflowLead, page=number, limit=limit, method="GET", path=path)
+
+
 class WorkflowLeads:
     """``dn.workflows.leads``: the leads enrolled in a workflow."""
 
@@ -87,10 +98,9 @@ class WorkflowLeads:
         check_int_range(page, "page", 1)
         check_int_range(limit, "limit", 1, MAX_PAGE_SIZE)
         params = _status_param(status)
-        page_of_leads, _ = await self._fetch_page(
-            encode_path("workflows", workflow_id, "leads"), limit, params, timeout, page
-        )
-        return page_of_leads
+        path = encode_path("workflows", workflow_id, "leads")
+        payload, _ = await self._fetch_page(path, limit, params, timeout, page)
+        return _decode_leads(payload, page, limit=limit, path=path)
 
     async def _fetch_page(
         self,
@@ -99,7 +109,7 @@ class WorkflowLeads:
         params: dict[str, str],
         timeout: float | None,
         number: int,
-    ) -> tuple[Page[WorkflowLead], int]:
+    ) -> tuple[Any, int]:
         response = await self._transport.request(
             "GET",
             path,
@@ -107,10 +117,7 @@ class WorkflowLeads:
             idempotent=True,
             timeout=timeout,
         )
-        decoded = decode_page(
-            response.payload, WorkflowLead, page=number, limit=limit, method="GET", path=path
-        )
-        return decoded, response.attempts
+        return response.payload, response.attempts
 
     def list(
         self,
@@ -153,6 +160,7 @@ class WorkflowLeads:
         fetch = partial(self._fetch_page, path, page_size, _status_param(status), timeout)
         return PagedIterator(
             fetch,
+            partial(_decode_leads, limit=page_size, path=path),
             concurrency=concurrency,
             key=lambda lead: lead.id,
             dedupe=dedupe,
@@ -189,6 +197,44 @@ class WorkflowLeads:
             for status in LeadStatus:
                 tg.start_soon(count_one, status)
         return {status: counts[status] for status in LeadStatus}
+
+    def list_many(
+        self,
+        workflow_ids: Iterable[str],
+        *,
+        status: LeadStatus | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        dedupe: bool = True,
+        timeout: float | None = None,
+    ) -> ManyPagedIterator[WorkflowLead]:
+        """Every lead of several workflows as one iterator: workflow after workflow (in the
+        order given), each workflow's leads in the server's order.
+
+        While one workflow is read, the next ones (up to the session's ``max_concurrency``) are
+        already being fetched; all requests share the session's cap. Every lead's
+        ``workflow_id`` is set, whether or not the server sent it.
+
+        Returns:
+            A :class:`ManyPagedIterator`: ``async for lead in it``, ``it.pages()`` (``(workflow
+            id, page)`` pairs), ``await it.collect()``.
+
+        Raises:
+            ValueError, TypeError: A bad id or ``page_size`` (nothing is sent).
+        """
+        if isinstance(workflow_ids, str):
+            raise TypeError("workflow_ids must be an iterable of ids, not one string")
+        ids = [check_id(workflow_id, "workflow_ids[]") for workflow_id in workflow_ids]
+        check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
+        _status_param(status)
+
+        def open_list(workflow_id: str) -> PagedIterator[WorkflowLead]:
+            return self.list(
+                workflow_id, status=status, page_size=page_size, dedupe=dedupe, timeout=timeout
+            )
+
+        return ManyPagedIterator(
+            ids, open_list, ahead=self._transport.max_concurrency, tag=_tag_workflow
+        )
 
     # -- removing ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ something changes them.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import re
@@ -55,6 +56,19 @@ STEP_SECONDS = 3600
 def iso(moment: datetime) -> str:
     """``2024-05-01T09:00:00.000Z``, as the API writes time stamps."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_day(day: int) -> str:
+    return (EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+def epoch_iso(seconds: int) -> str:
+    """``iso(EPOCH + seconds)``, several times faster: every generated lead needs one."""
+    day, rest = divmod(seconds + EPOCH.hour * 3600, 86400)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_epoch_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.000Z"
 
 
 @attrs.define
@@ -187,7 +201,7 @@ class LeadTable:
             "phone_number": f"+9198{g:08d}",
             "status": status,
             "current_node_id": node,
-            "enrolled_at": iso(EPOCH + timedelta(seconds=g)),
+            "enrolled_at": epoch_iso(g),
             "metadata": {"customer_name": f"Customer {g}"},
         }
 
