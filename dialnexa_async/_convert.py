@@ -39,7 +39,7 @@ from .models import (
     WorkflowStatus,
 )
 
-__all__ = ["converter", "decode", "decode_page", "decode_row_errors", "unwrap"]
+__all__ = ["VariableKeys", "converter", "decode", "decode_page", "decode_row_errors", "unwrap"]
 
 T = TypeVar("T")
 
@@ -382,6 +382,21 @@ def _structure_history(raw: Any, _: type) -> LeadHistory:
 
 
 converter.register_structure_hook(LeadHistory, _structure_history)
+
+
+@attrs.frozen
+class VariableKeys:
+    """``{"keys": [...]}``: a workflow's dynamic-variable keys."""
+
+    keys: list[str]
+
+
+def _structure_variable_keys(raw: Any, _: type) -> VariableKeys:
+    keys = raw.get("keys") if isinstance(raw, Mapping) else raw
+    return VariableKeys(keys=converter.structure(keys, list[str]))
+
+
+converter.register_structure_hook(VariableKeys, _structure_variable_keys)
 
 
 def _first(raw: Mapping[str, Any], *keys: str) -> Any:

@@ -111,7 +111,8 @@ class AsyncDialNexa:
             session=session,
         )
         self._iterators: weakref.WeakSet[PagedIterator[Any]] = weakref.WeakSet()
-        self.workflows = Workflows(self._transport, WorkflowLeads(self._transport, self._iterators))
+        leads = WorkflowLeads(self._transport, self._iterators)
+        self.workflows = Workflows(self._transport, leads, self._iterators)
         self.campaign_leads = CampaignLeads(self._transport)
 
     def __repr__(self) -> str:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import weakref
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Iterable
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import anyio
 import attrs
 
-from .._convert import decode, decode_page
+from .._convert import VariableKeys, decode, decode_page
 from .._pagination import ManyPagedIterator, PagedIterator
 from .._transport import Transport, UploadFile, encode_path
 from .._upload import Chunk, DuplicatePolicy, map_row_errors, open_source, plan_chunks
@@ -29,6 +34,7 @@ from ..errors import (
 from ..models import (
     Enrollment,
     EnrollmentResult,
+    LeadHistory,
     LeadStatus,
     Page,
     UploadFailure,
@@ -235,6 +241,111 @@ class WorkflowLeads:
         return ManyPagedIterator(
             ids, open_list, ahead=self._transport.max_concurrency, tag=_tag_workflow
         )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def history(
+        self, workflow_id: str, lead_id: str, *, timeout: float | None = None
+    ) -> LeadHistory:
+        """A lead and the steps it went through, oldest first.
+
+        Raises:
+            NotFoundError: The workflow or lead does not exist.
+        """
+        check_id(workflow_id, "workflow_id")
+        check_id(lead_id, "lead_id")
+        path = encode_path("workflows", workflow_id, "leads", lead_id, "history")
+        response = await self._transport.request("GET", path, idempotent=True, timeout=timeout)
+        return decode(response.payload, LeadHistory, method="GET", path=path)
+
+    async def variable_keys(
+        self, workflow_id: str, *, timeout: float | None = None
+    ) -> builtins.list[str]:
+        """The dynamic-variable keys the workflow's leads carry (the non-phone columns)."""
+        check_id(workflow_id, "workflow_id")
+        path = encode_path("workflows", workflow_id, "leads", "variable-keys")
+        response = await self._transport.request("GET", path, idempotent=True, timeout=timeout)
+        return decode(response.payload, VariableKeys, method="GET", path=path).keys
+
+    def stalled(
+        self,
+        workflow_id: str,
+        *,
+        older_than: timedelta,
+        now: datetime | None = None,
+        max_concurrency: int | None = None,
+    ) -> AsyncGenerator[tuple[WorkflowLead, datetime], None]:
+        """In-progress leads whose current step started longer ago than ``older_than``.
+
+        Scans the workflow's ``in_progress`` leads and fetches their histories concurrently
+        (the scan and the history requests overlap; all share the session's cap), yielding
+        ``(lead, since)`` in the scan's order, where ``since`` is when the lead's current step
+        started (its enrolment time if it has no step yet). A lead that moved on between the
+        scan and its history request is judged by its history, so it is not reported.
+
+        Args:
+            workflow_id: The workflow.
+            older_than: How long a step may run before the lead counts as stalled.
+            now: The reference time (default: the current time, UTC).
+            max_concurrency: History requests in flight at once; at most the session's cap.
+        """
+        check_id(workflow_id, "workflow_id")
+        if not isinstance(older_than, timedelta):
+            raise TypeError(f"older_than must be a timedelta, got {type(older_than).__name__}")
+        if older_than < timedelta(0):
+            raise ValueError("older_than must not be negative")
+        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
+            raise ValueError("now must be a timezone-aware datetime")
+        concurrency = self._transport.max_concurrency
+        if max_concurrency is not None:
+            concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        return self._stalled(workflow_id, older_than, now, concurrency)
+
+    async def _stalled(
+        self,
+        workflow_id: str,
+        older_than: timedelta,
+        now: datetime | None,
+        concurrency: int,
+    ) -> AsyncGenerator[tuple[WorkflowLead, datetime], None]:
+        cutoff = (now or datetime.now(UTC)) - older_than
+        window = 2 * concurrency
+        pending: deque[tuple[WorkflowLead, asyncio.Task[LeadHistory]]] = deque()
+
+        def judge(lead: WorkflowLead, history: LeadHistory) -> datetime | None:
+            current = history.steps[-1] if history.steps else None
+            if current is not None and current.ended_at is not None:
+                return None  # it finished its step after the scan saw it
+            since = current.started_at if current is not None else lead.enrolled_at
+            return since if since is not None and since < cutoff else None
+
+        try:
+            async with aclosing(
+                self.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
+            ) as leads:
+                async for lead in leads:
+                    if lead.status != LeadStatus.IN_PROGRESS:
+                        continue
+                    task = asyncio.create_task(
+                        self.history(workflow_id, lead.id), name=f"dialnexa-history-{lead.id}"
+                    )
+                    pending.append((lead, task))
+                    while len(pending) >= window or (pending and pending[0][1].done()):
+                        first, done = pending.popleft()
+                        since = judge(first, await done)
+                        if since is not None:
+                            yield first, since
+            while pending:
+                first, done = pending.popleft()
+                since = judge(first, await done)
+                if since is not None:
+                    yield first, since
+        finally:
+            tasks = [task for _, task in pending]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- removing ---------------------------------------------------------------------------
 

@@ -1,14 +1,39 @@
-"""``/workflows``: create (and, as they land, the rest of the lifecycle)."""
+"""``/workflows``: create, list, get, and the status lifecycle."""
 
 from __future__ import annotations
 
-from .._convert import decode
+import weakref
+from functools import partial
+from typing import Any, Literal
+
+from .._convert import decode, decode_page
+from .._pagination import PagedIterator
 from .._transport import Transport, encode_path
-from .._validate import check_choice, check_optional_str, check_title
-from ..models import Workflow, WorkflowStatus
+from .._validate import (
+    MAX_PAGE_SIZE,
+    check_choice,
+    check_id,
+    check_int_range,
+    check_optional_str,
+    check_title,
+)
+from ..errors import ConflictError
+from ..models import Page, Workflow, WorkflowAction, WorkflowStatus
 from .workflow_leads import WorkflowLeads
 
 __all__ = ["Workflows"]
+
+SortOrder = Literal["ASC", "DESC"]
+# The status an action leaves a workflow in (as the fake server documents the transitions).
+_ACTION_RESULTS = {
+    WorkflowAction.ACTIVATE: WorkflowStatus.ACTIVE,
+    WorkflowAction.RESUME: WorkflowStatus.ACTIVE,
+    WorkflowAction.PAUSE: WorkflowStatus.PAUSED,
+}
+
+
+def _decode_workflows(payload: Any, number: int, *, limit: int, path: str) -> Page[Workflow]:
+    return decode_page(payload, Workflow, page=number, limit=limit, method="GET", path=path)
 
 
 class Workflows:
@@ -18,8 +43,14 @@ class Workflows:
         leads: :class:`WorkflowLeads`, the leads of a workflow.
     """
 
-    def __init__(self, transport: Transport, leads: WorkflowLeads) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        leads: WorkflowLeads,
+        iterators: weakref.WeakSet[PagedIterator[Any]],
+    ) -> None:
         self._transport = transport
+        self._iterators = iterators
         self.leads = leads
 
     async def create(
@@ -52,3 +83,133 @@ class Workflows:
             "POST", path, json=body, idempotent=False, timeout=timeout
         )
         return decode(response.payload, Workflow, method="POST", path=path)
+
+    def list(
+        self,
+        *,
+        sort_by: str | None = None,
+        sort_order: SortOrder | None = None,
+        page_size: int = 20,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+    ) -> PagedIterator[Workflow]:
+        """Every workflow of the workspace, fetched concurrently and yielded in order.
+
+        The same pager as ``leads.list``: page 1 first, then up to ``max_concurrency`` pages in
+        flight (never more than the session's cap), at most ``2 * max_concurrency`` held ahead.
+
+        Args:
+            sort_by: A field to sort by, e.g. ``"createdAt"``.
+            sort_order: ``"ASC"`` or ``"DESC"``.
+            page_size: Workflows per request, 1..100.
+            max_concurrency: Page requests in flight at once; at most the session's cap.
+            timeout: Per-request total timeout, in seconds.
+
+        Returns:
+            A :class:`PagedIterator` of :class:`Workflow`.
+        """
+        check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
+        params: dict[str, str] = {}
+        if sort_by is not None:
+            params["sortBy"] = check_id(sort_by, "sort_by")
+        if sort_order is not None:
+            if sort_order not in ("ASC", "DESC"):
+                raise ValueError(f"sort_order must be 'ASC' or 'DESC', got {sort_order!r}")
+            params["sortOrder"] = sort_order
+        concurrency = self._transport.max_concurrency
+        if max_concurrency is not None:
+            concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        path = encode_path("workflows")
+
+        async def fetch(number: int) -> tuple[Any, int]:
+            response = await self._transport.request(
+                "GET",
+                path,
+                params={"page": number, "limit": page_size, **params},
+                idempotent=True,
+                timeout=timeout,
+            )
+            return response.payload, response.attempts
+
+        return PagedIterator(
+            fetch,
+            partial(_decode_workflows, limit=page_size, path=path),
+            concurrency=concurrency,
+            key=lambda workflow: workflow.id,
+            describe=("GET", path),
+            registry=self._iterators,
+        )
+
+    async def get(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+        """One workflow by id.
+
+        Raises:
+            NotFoundError: No such workflow.
+        """
+        check_id(workflow_id, "workflow_id")
+        path = encode_path("workflows", workflow_id)
+        response = await self._transport.request("GET", path, idempotent=True, timeout=timeout)
+        return decode(response.payload, Workflow, method="GET", path=path)
+
+    async def set_status(
+        self,
+        workflow_id: str,
+        action: WorkflowAction | str,
+        *,
+        timeout: float | None = None,
+    ) -> Workflow:
+        """Apply a status action (``PATCH /workflows/{id}/status``); returns the workflow.
+
+        Args:
+            workflow_id: The workflow.
+            action: ``activate``, ``pause``, ``resume`` or ``deactivate``.
+
+        A transition sets a state, so it is retried like a read. When a retried action is
+        answered 409 (the lost first attempt already applied it), the workflow is read back and
+        returned if it is in the state the action leads to.
+
+        Raises:
+            ValueError: An unknown action (nothing is sent).
+            ConflictError: The action does not apply to the workflow's current status.
+            NotFoundError: No such workflow.
+        """
+        check_id(workflow_id, "workflow_id")
+        chosen = WorkflowAction(check_choice(action, "action", WorkflowAction))
+        path = encode_path("workflows", workflow_id, "status")
+        response = await self._transport.request(
+            "PATCH",
+            path,
+            json={"action": chosen.value},
+            idempotent=True,
+            timeout=timeout,
+            ok_after_retry=frozenset({409}),
+        )
+        if response.status == 409:
+            workflow = await self.get(workflow_id, timeout=timeout)
+            expected = _ACTION_RESULTS.get(chosen)
+            if expected is not None and workflow.status != expected:
+                raise ConflictError(
+                    f"{chosen.value} was refused and the workflow is {workflow.status}",
+                    method="PATCH",
+                    path=path,
+                    status_code=409,
+                    body=response.payload,
+                )
+            return workflow
+        return decode(response.payload, Workflow, method="PATCH", path=path)
+
+    async def activate(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+        """Start a draft workflow: its leads begin moving through the nodes."""
+        return await self.set_status(workflow_id, WorkflowAction.ACTIVATE, timeout=timeout)
+
+    async def pause(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+        """Pause an active workflow: no further steps start until it is resumed."""
+        return await self.set_status(workflow_id, WorkflowAction.PAUSE, timeout=timeout)
+
+    async def resume(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+        """Resume a paused workflow."""
+        return await self.set_status(workflow_id, WorkflowAction.RESUME, timeout=timeout)
+
+    async def deactivate(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+        """Deactivate an active or paused workflow."""
+        return await self.set_status(workflow_id, WorkflowAction.DEACTIVATE, timeout=timeout)
