@@ -193,7 +193,7 @@ async def test_stall_detection_with_a_fixed_clock() -> None:
         if request.path.endswith("/history") and lead_id == mover["id"]:
             workflow = fake.store.workflows[request.match_info["workflow_id"]]
             fake.store.move_lead(workflow, mover, "node_call_2")  # moves at "now"
-            moved_during_scan.append(lead_id)
+            moved_during_scan.append(mover["id"])
 
     async with FakeDialNexa(
         api_key=API_KEY,
