@@ -24,6 +24,8 @@ from email.utils import parsedate_to_datetime
 import attrs
 
 __all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_MAX_BACKOFF",
     "DEFAULT_MAX_RETRIES",
     "MAX_RETRY_AFTER",
     "RETRY_STATUSES",
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_RETRIES = 2
+DEFAULT_BACKOFF = 0.5
+DEFAULT_MAX_BACKOFF = 8.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 
@@ -73,8 +77,8 @@ class RetryPolicy:
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
-    base_delay: float = 0.5
-    max_delay: float = 8.0
+    base_delay: float = DEFAULT_BACKOFF
+    max_delay: float = DEFAULT_MAX_BACKOFF
     max_retry_after: float = MAX_RETRY_AFTER
 
     def should_retry_status(

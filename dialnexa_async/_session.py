@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._pagination import PagedIterator, close_all
-from ._retry import DEFAULT_MAX_RETRIES, RetryPolicy
+from ._retry import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy
 from ._transport import Transport
 from ._validate import check_int_range
 from .resources.campaign_leads import CampaignLeads
@@ -62,6 +62,9 @@ class AsyncDialNexa:
         timeout: Total seconds for one request attempt (overridable per call).
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after a failed attempt (see the README's retry table).
+        backoff: The first retry waits up to this many seconds (full jitter), doubling after.
+        max_backoff: The longest wait between attempts, in seconds (a server's
+            ``Retry-After`` is honoured up to 60 s instead).
         max_concurrency: Requests in flight at once for this whole session, across every call
             and iterator.
         session: An ``aiohttp.ClientSession`` to use; it is left open on close.
@@ -83,6 +86,8 @@ class AsyncDialNexa:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
+        backoff: float = DEFAULT_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
         if key is not None and not isinstance(key, str):
@@ -93,7 +98,12 @@ class AsyncDialNexa:
             )
         url = base_url or os.environ.get("DIALNEXA_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = _check_base_url(url, allow_insecure_http)
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+        for name, value in (
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+            ("backoff", backoff),
+            ("max_backoff", max_backoff),
+        ):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         check_int_range(max_retries, "max_retries", 0)
@@ -106,7 +116,9 @@ class AsyncDialNexa:
             base_url=self.base_url,
             timeout=float(timeout),
             connect_timeout=float(connect_timeout),
-            retry=RetryPolicy(max_retries=max_retries),
+            retry=RetryPolicy(
+                max_retries=max_retries, base_delay=float(backoff), max_delay=float(max_backoff)
+            ),
             max_concurrency=max_concurrency,
             session=session,
         )

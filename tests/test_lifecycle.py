@@ -143,8 +143,7 @@ async def test_a_retried_action_answered_409_reads_the_workflow_back() -> None:
 
     async with FakeDialNexa(api_key=API_KEY, interceptor=lose_first_answer) as fake:
         wf = fake.store.create_workflow("T")
-        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=1) as dn:
-            dn._transport.retry = type(dn._transport.retry)(max_retries=1, base_delay=0.001)
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=1, backoff=0.001) as dn:
             workflow = await dn.workflows.activate(wf.id)
     assert workflow.status is WorkflowStatus.ACTIVE
     assert calls == 2

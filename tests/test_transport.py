@@ -39,8 +39,7 @@ def failing(
 async def test_get_is_retried_until_it_succeeds() -> None:
     seen, interceptor = failing(2, 503)
     async with FakeDialNexa(api_key=API_KEY, interceptor=interceptor) as fake:  # type: ignore[arg-type]
-        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=2) as dn:
-            dn._transport.retry = type(dn._transport.retry)(max_retries=2, base_delay=0.001)
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=2, backoff=0.001) as dn:
             lead = await dn.campaign_leads.get(fake.campaign_lead_id or "")
     assert lead.id == fake.campaign_lead_id
     assert seen == ["GET"] * 3
@@ -49,7 +48,7 @@ async def test_get_is_retried_until_it_succeeds() -> None:
 async def test_rate_limit_out_of_retries_carries_retry_after() -> None:
     seen, interceptor = failing(10, 429, {"Retry-After": "0"})
     async with FakeDialNexa(api_key=API_KEY, interceptor=interceptor) as fake:  # type: ignore[arg-type]
-        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=1) as dn:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=1, backoff=0.001) as dn:
             with pytest.raises(RateLimitError) as info:
                 await dn.workflows.create(title="T")
     assert info.value.retry_after == 0.0
@@ -84,8 +83,7 @@ async def test_a_retried_remove_answered_not_found_counts_as_done() -> None:
         return None
 
     async with FakeDialNexa(leads=3, api_key=API_KEY, interceptor=lose_first_answer) as fake:
-        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=1) as dn:
-            dn._transport.retry = type(dn._transport.retry)(max_retries=1, base_delay=0.001)
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=1, backoff=0.001) as dn:
             lead = (await dn.workflows.leads.page(fake.workflow_id or "")).data[0]
             await dn.workflows.leads.remove(fake.workflow_id or "", lead.id)
     assert calls == 2

@@ -9,6 +9,8 @@
         async with AsyncDialNexa(fake.api_key, base_url=fake.url) as dn:
             leads = await dn.workflows.leads.list(fake.workflow_id).collect()
 
+``Faults`` makes it misbehave on purpose (errors, dropped connections, slow answers).
+
 With pytest, the plugin (registered automatically on install) gives the fixtures
 ``dialnexa_fake_server`` (a running :class:`FakeDialNexa` with 250 leads) and ``dialnexa_client``
 (an :class:`~dialnexa_async.AsyncDialNexa` pointed at it).

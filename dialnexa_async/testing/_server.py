@@ -285,7 +285,11 @@ class FakeDialNexa:
             return _json({"statusCode": 429, "message": "slow down"}, 429, retry_after)
         if kind == "slow":
             await asyncio.sleep(self.faults.slow_seconds)
-            response: web.StreamResponse = await handler(request)
+            try:
+                response: web.StreamResponse = await handler(request)
+            except ConnectionResetError:
+                # The client gave up and hung up before its body could be read: nothing done.
+                raise asyncio.CancelledError from None
             return response
         # "drop": handled, then the answer is lost with the connection.
         await handler(request)
