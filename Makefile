@@ -31,6 +31,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pagination
 	$(BIN)/python -m benchmarks.decode
+	$(BIN)/python -m benchmarks.enrollment
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache build *.egg-info

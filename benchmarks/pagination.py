@@ -96,8 +96,22 @@ async def best_of(repeat: int, run: Callable[[], Awaitable[int]], expected: int)
 
 
 def rss_mib() -> float:
+    """This process's resident memory now, in MiB."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, in MiB.
+
+    Read from ``VmHWM``, not ``ru_maxrss``: a child started by fork and exec inherits its
+    parent's ``ru_maxrss``, so that would report the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 async def memory_child(url: str, key: str, workflow_id: str, leads: int) -> None:
@@ -110,7 +124,7 @@ async def memory_child(url: str, key: str, workflow_id: str, leads: int) -> None
         async for _ in dn.workflows.leads.list(workflow_id):
             count += 1
         took = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     assert count == leads, (count, leads)
     print(f"{before:.1f} {peak:.1f} {took:.2f}")
 

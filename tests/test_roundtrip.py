@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -109,7 +111,16 @@ async def test_unicode_commas_quotes_and_newlines_survive(
     assert [lead["metadata"]["note"] for lead in stored] == [tricky] * 5
 
 
-async def test_xlsx_file_round_trip(client: AsyncDialNexa, tmp_path: Path) -> None:
+@pytest.fixture(params=["calamine", "openpyxl"])
+def xlsx_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "openpyxl":
+        monkeypatch.setitem(sys.modules, "python_calamine", None)  # as if not installed
+    return str(request.param)
+
+
+async def test_xlsx_file_round_trip(
+    client: AsyncDialNexa, tmp_path: Path, xlsx_reader: str
+) -> None:
     wf = await client.workflows.create(title="T")
     book = openpyxl.Workbook()
     sheet = book.active
@@ -192,3 +203,36 @@ async def test_count_and_status_counts() -> None:
     }
     assert sum(counts.values()) == 103
     assert fake.stats.max_in_flight > 1  # the per-status requests overlapped
+
+
+async def test_async_iterable_attrs_and_dataclass_rows(
+    fake: FakeDialNexa, client: AsyncDialNexa
+) -> None:
+    import dataclasses
+
+    import attrs
+
+    @attrs.define
+    class AttrsRow:
+        phone_number: str
+        plan: str
+
+    @dataclasses.dataclass
+    class DataRow:
+        phone_number: str
+        plan: str
+
+    async def rows() -> Any:
+        yield {"phone_number": "+919800000001", "plan": "gold", "score": 7}
+        yield AttrsRow("+919800000002", "silver")
+        yield DataRow("+919800000003", "bronze")
+
+    wf = await client.workflows.create(title="T")
+    result = await client.workflows.leads.enroll(wf.id, rows())
+    assert result.leads_enrolled == 3
+    stored = list(fake.store.workflows[wf.id].leads)
+    assert [lead["metadata"] for lead in stored] == [
+        {"plan": "gold", "score": "7"},
+        {"plan": "silver", "score": ""},
+        {"plan": "bronze", "score": ""},
+    ]

@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -18,7 +18,7 @@ import attrs
 from .._convert import VariableKeys, decode, decode_page
 from .._pagination import ManyPagedIterator, PagedIterator
 from .._transport import Transport, UploadFile, encode_path
-from .._upload import Chunk, DuplicatePolicy, map_row_errors, open_source, plan_chunks
+from .._upload import Chunk, DuplicatePolicy, Source, map_row_errors, open_source, plan_chunks
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range
 from ..errors import (
     APIConnectionError,
@@ -44,7 +44,7 @@ from ..models import (
 __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
 
 DEFAULT_CHUNK_SIZE = 1000
-MAX_CHUNK_SIZE = 100_000
+MAX_CHUNK_SIZE = 1_000_000
 # Errors that would fail every further upload the same way: stop sending.
 _FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError)
 
@@ -389,8 +389,10 @@ class WorkflowLeads:
         Args:
             workflow_id: The workflow.
             source: A path to a ``.csv``/``.xlsx``/``.xls`` file, ``bytes``, a binary file
-                object, or an iterable of rows (mappings, attrs instances, dataclasses). It
-                needs a ``phone_number`` column; every other column becomes a dynamic variable.
+                object, or an iterable or async iterable of rows (mappings, attrs instances,
+                dataclasses). It needs a ``phone_number`` column; every other column becomes a
+                dynamic variable. Files are read row by row; rows given as Python objects are
+                held in memory while they are checked and sent.
             chunk_size: Rows per upload. A file of at most this many rows is sent as it is.
             max_concurrency: Uploads in flight at once; at most the session's cap.
             on_progress: Called as ``on_progress(rows_done, rows_total)`` after each upload.
@@ -417,7 +419,37 @@ class WorkflowLeads:
         concurrency = self._transport.max_concurrency
         if max_concurrency is not None:
             concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        if isinstance(source, AsyncIterable):
+            # Rows from an async source are gathered first: the whole source is checked
+            # before anything is sent.
+            source = [row async for row in source]
         src = open_source(source)
+        try:
+            return await self._enroll(
+                workflow_id,
+                src,
+                chunk_size=chunk_size,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                on_duplicate=on_duplicate,
+                raise_on_error=raise_on_error,
+                timeout=timeout,
+            )
+        finally:
+            src.close()
+
+    async def _enroll(
+        self,
+        workflow_id: str,
+        src: Source,
+        *,
+        chunk_size: int,
+        concurrency: int,
+        on_progress: ProgressCallback | None,
+        on_duplicate: DuplicatePolicy,
+        raise_on_error: bool,
+        timeout: float | None,
+    ) -> EnrollmentResult:
         # Reading and checking a big file takes a while: keep it off the event loop.
         skip = await anyio.to_thread.run_sync(src.check, on_duplicate)
         total = None if src.kind == "xls" else src.total_rows

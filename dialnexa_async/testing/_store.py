@@ -410,7 +410,7 @@ class FakeStore:
         variables: dict[str, str] | None = None,
         status: str = "pending",
         current_node_id: str | None = None,
-        enrolled_at: datetime | None = None,
+        enrolled_at: datetime | str | None = None,
         front: bool = False,
     ) -> dict[str, Any]:
         lead: dict[str, Any] = {
@@ -419,8 +419,10 @@ class FakeStore:
             "phone_number": phone_number,
             "status": status,
             "current_node_id": current_node_id,
-            "enrolled_at": iso(enrolled_at or self.clock()),
-            "metadata": dict(variables or {}),
+            "enrolled_at": enrolled_at
+            if isinstance(enrolled_at, str)
+            else iso(enrolled_at or self.clock()),
+            "metadata": variables if variables is not None else {},
         }
         if front:
             workflow.leads.insert_front(lead)
@@ -433,9 +435,10 @@ class FakeStore:
         workflow.leads.generate(count)
 
     def enroll(self, workflow: FakeWorkflow, rows: list[tuple[int, dict[str, str]]]) -> int:
+        enrolled_at = iso(self.clock())  # one upload, one moment
         for _, row in rows:
-            variables = {k: v for k, v in row.items() if k != "phone_number"}
-            self.add_lead(workflow, row["phone_number"].strip(), variables=variables)
+            phone = row.pop("phone_number").strip()
+            self.add_lead(workflow, phone, variables=row, enrolled_at=enrolled_at)
         self.uploads_applied += 1
         return len(rows)
 
