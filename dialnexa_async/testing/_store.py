@@ -194,7 +194,7 @@ class LeadTable:
     def _make(self, g: int) -> dict[str, Any]:
         status = self._generated_status(g)
         steps = {"pending": 0, "in_progress": 1 + g % 2, "completed": 3, "failed": 1}[status]
-        node = None if status in ("completed", "failed") else NODES[max(steps - 1, 0)]
+        node = None if steps == 0 or status in ("completed", "failed") else NODES[steps - 1]
         return {
             "id": f"{self._prefix}{g:08d}",
             "workflow_id": self._workflow_id,

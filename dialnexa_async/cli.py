@@ -1,0 +1,542 @@
+"""The ``dialnexa`` command (``pip install 'dialnexa-async[cli]'``), built on click and rich.
+
+Exit codes: 0 success, 1 an API or network error (or an enrolment/removal that did not fully
+succeed), 2 a usage error. Errors are one line on stderr: never a traceback, never the key.
+Progress bars and colour go to stderr and only on a terminal; data goes to stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import enum
+import json
+import re
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
+
+import attrs
+
+try:
+    import click
+    from rich.console import Console
+    from rich.live import Live
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+except ModuleNotFoundError as exc:  # pragma: no cover - the cli extra installs both
+    raise SystemExit(
+        "the dialnexa command needs its extra: pip install 'dialnexa-async[cli]'"
+    ) from exc
+
+from ._session import AsyncDialNexa
+from .errors import DialNexaError, NotFoundError
+from .models import UploadFailure, WorkflowAction, WorkflowLead, WorkflowStatus
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+LEAD_COLUMNS = ("id", "phone_number", "status", "current_node_id", "enrolled_at", "workflow_id")
+
+
+# -- plumbing -----------------------------------------------------------------------------------
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(message: str) -> NoReturn:
+    _stderr().print(f"error: {message}", markup=False, style="red", soft_wrap=True)
+    raise SystemExit(1)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one command's coroutine; API and network errors become exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except DialNexaError as exc:
+        _fail(str(exc))
+    except (ValueError, TypeError) as exc:
+        # The SDK refuses bad input before sending: a usage error.
+        raise click.UsageError(str(exc)) from None
+
+
+def _client(ctx: click.Context, **options: Any) -> AsyncDialNexa:
+    settings: dict[str, Any] = ctx.find_root().obj
+    try:
+        return AsyncDialNexa(settings["api_key"], base_url=settings["base_url"], **options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _plain(value: Any) -> Any:
+    """A model's value as JSON-ready data."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if attrs.has(type(value)):
+        return {
+            field.name: _plain(getattr(value, field.name)) for field in attrs.fields(type(value))
+        }
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def _duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not a duration like 90s, 15m, 2h or 1d")
+    amount, unit = float(match.group(1)), match.group(2)
+    return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        return
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        yield handle
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api-key",
+    envvar="DIALNEXA_API_KEY",
+    show_envvar=True,
+    help="The API key (never printed).",
+)
+@click.option(
+    "--base-url", envvar="DIALNEXA_BASE_URL", show_envvar=True, help="The API's base URL."
+)
+@click.version_option(package_name="dialnexa-async", prog_name="dialnexa")
+@click.pass_context
+def cli(ctx: click.Context, api_key: str | None, base_url: str | None) -> None:
+    """Work with DialNexa workflows, leads and campaign leads from a terminal."""
+    ctx.obj = {"api_key": api_key, "base_url": base_url}
+
+
+@cli.group()
+def workflows() -> None:
+    """Create, list and steer workflows."""
+
+
+@workflows.command("create")
+@click.option("--title", required=True, help="1 to 100 characters.")
+@click.option("--description", default=None)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in WorkflowStatus]),
+    default="draft",
+    show_default=True,
+)
+@click.pass_context
+def workflows_create(ctx: click.Context, title: str, description: str | None, status: str) -> None:
+    """Create a workflow and print it as JSON."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            _echo_json(
+                await dn.workflows.create(title=title, description=description, status=status)
+            )
+
+    _run(run())
+
+
+@workflows.command("list")
+@click.option("--sort-by", default=None, help="e.g. createdAt")
+@click.option("--sort-order", type=click.Choice(["ASC", "DESC"]), default=None)
+@click.pass_context
+def workflows_list(ctx: click.Context, sort_by: str | None, sort_order: str | None) -> None:
+    """Print every workflow, one JSON object per line."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            async for workflow in dn.workflows.list(sort_by=sort_by, sort_order=sort_order):  # type: ignore[arg-type]
+                click.echo(json.dumps(_plain(workflow), ensure_ascii=False))
+
+    _run(run())
+
+
+@workflows.command("get")
+@click.argument("workflow_id")
+@click.pass_context
+def workflows_get(ctx: click.Context, workflow_id: str) -> None:
+    """Print one workflow as JSON."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            _echo_json(await dn.workflows.get(workflow_id))
+
+    _run(run())
+
+
+def _status_command(action: WorkflowAction) -> click.Command:
+    @click.command(action.value, help=f"{action.value.capitalize()} a workflow; print it as JSON.")
+    @click.argument("workflow_id")
+    @click.pass_context
+    def command(ctx: click.Context, workflow_id: str) -> None:
+        async def run() -> None:
+            async with _client(ctx) as dn:
+                _echo_json(await dn.workflows.set_status(workflow_id, action))
+
+        _run(run())
+
+    return command
+
+
+for _action in WorkflowAction:
+    workflows.add_command(_status_command(_action))
+
+
+@cli.group()
+def leads() -> None:
+    """List, count, enrol and remove a workflow's leads."""
+
+
+def _lead_row(lead: WorkflowLead) -> dict[str, Any]:
+    row = {column: _plain(getattr(lead, column)) for column in LEAD_COLUMNS}
+    row["metadata"] = _plain(dict(lead.metadata))
+    return row
+
+
+@leads.command("list")
+@click.argument("workflow_id")
+@click.option("--status", default=None, help="Only leads in this status.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
+@click.pass_context
+def leads_list(
+    ctx: click.Context, workflow_id: str, status: str | None, output_format: str, output: str | None
+) -> None:
+    """Every lead of a workflow, fetched concurrently, in order.
+
+    jsonl and csv are written as pages arrive; a table is printed at the end.
+    """
+    console = _stderr()
+
+    async def run() -> None:
+        with _output(output) as out:
+            await write_leads(out)
+
+    async def write_leads(out: IO[str]) -> None:
+        async with _client(ctx) as dn:
+            writer: Callable[[WorkflowLead], None]
+            table: Table | None = None
+            if output_format == "jsonl":
+
+                def writer(lead: WorkflowLead) -> None:
+                    out.write(json.dumps(_lead_row(lead), ensure_ascii=False) + "\n")
+
+            elif output_format == "csv":
+                rows = csv.writer(out)
+                rows.writerow([*LEAD_COLUMNS, "metadata"])
+
+                def writer(lead: WorkflowLead) -> None:
+                    row = _lead_row(lead)
+                    rows.writerow(
+                        [
+                            *("" if row[c] is None else row[c] for c in LEAD_COLUMNS),
+                            json.dumps(row["metadata"], ensure_ascii=False),
+                        ]
+                    )
+
+            else:
+                table = Table(*LEAD_COLUMNS)
+
+                def writer(lead: WorkflowLead) -> None:
+                    row = _lead_row(lead)
+                    table.add_row(*("" if row[c] is None else str(row[c]) for c in LEAD_COLUMNS))
+
+            with _progress(console) as progress:
+                task = progress.add_task("leads", total=None)
+                async for page in dn.workflows.leads.list(workflow_id, status=status).pages():
+                    progress.update(task, total=page.meta.total, advance=len(page.data))
+                    for lead in page.data:
+                        writer(lead)
+            if table is not None:
+                screen = Console(file=out, highlight=False)
+                # On a terminal the table fits the screen; in a file nothing is cut short.
+                width = None if screen.is_terminal else 1000
+                Console(file=out, highlight=False, width=width).print(table)
+
+    _run(run())
+
+
+def _counts_table(counts: dict[str, int]) -> Table:
+    table = Table("status", "leads")
+    for status, count in counts.items():
+        table.add_row(status, str(count))
+    table.add_row("total", str(sum(counts.values())), style="bold")
+    return table
+
+
+@leads.command("count")
+@click.argument("workflow_id")
+@click.option("--by-status", is_flag=True, help="One count per status.")
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    help="Refresh every SECONDS until interrupted.",
+)
+@click.pass_context
+def leads_count(ctx: click.Context, workflow_id: str, by_status: bool, watch: float | None) -> None:
+    """The dashboard numbers of a workflow, from limit=1 requests."""
+
+    async def counts(dn: AsyncDialNexa) -> dict[str, int]:
+        if by_status:
+            return {
+                str(s): n for s, n in (await dn.workflows.leads.status_counts(workflow_id)).items()
+            }
+        return {"all": await dn.workflows.leads.count(workflow_id)}
+
+    def show(values: dict[str, int]) -> None:
+        if by_status:
+            Console(highlight=False).print(_counts_table(values))
+        else:
+            click.echo(values["all"])
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            if watch is None:
+                show(await counts(dn))
+                return
+            console = Console(highlight=False)
+            if not console.is_terminal:
+                while True:  # a pipe gets one line per refresh
+                    click.echo(json.dumps(await counts(dn)))
+                    await asyncio.sleep(watch)
+            with Live(console=console, auto_refresh=False) as live:
+                while True:
+                    live.update(_counts_table(await counts(dn)), refresh=True)
+                    await asyncio.sleep(watch)
+
+    with suppress(KeyboardInterrupt):
+        _run(run())
+
+
+def _failure_reasons(failure: UploadFailure) -> dict[int, list[str]]:
+    reasons: dict[int, list[str]] = {}
+    for error in failure.errors:
+        for row in error.rows:
+            reasons.setdefault(row, []).append(
+                f"{error.code}: {error.message}" if error.code else error.message
+            )
+    if failure.outcome == "unknown":
+        fallback = f"outcome unknown ({failure.error}); check before re-sending"
+    elif failure.errors:
+        # The server takes an upload whole or not at all.
+        fallback = "not enrolled: other rows of its upload were refused; re-send it"
+    else:
+        fallback = str(failure.error)
+    return {row: reasons.get(row, [fallback]) for row in failure.row_numbers}
+
+
+@leads.command("enroll")
+@click.argument("workflow_id")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--errors-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the rows that did not go in, with their reasons, to this CSV.",
+)
+@click.pass_context
+def leads_enroll(
+    ctx: click.Context, workflow_id: str, file: Path, chunk_size: int, errors_csv: Path | None
+) -> None:
+    """Enrol the leads of a CSV or XLSX file (needs a phone_number column)."""
+    console = _stderr()
+
+    async def run() -> bool:
+        async with _client(ctx) as dn:
+            with _progress(console) as progress:
+                task = progress.add_task("rows", total=None)
+
+                def on_progress(done: int, total: int | None) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                result = await dn.workflows.leads.enroll(
+                    workflow_id, file, chunk_size=chunk_size, on_progress=on_progress
+                )
+        problems = [*result.failed, *result.unknown]
+        failed_rows = sum(len(f.row_numbers) for f in result.failed)
+        unknown_rows = sum(len(f.row_numbers) for f in result.unknown)
+        console.print(
+            f"enrolled {result.leads_enrolled} leads in {len(result.uploads)} upload(s); "
+            f"{failed_rows} row(s) failed, {unknown_rows} row(s) with unknown outcome",
+            markup=False,
+        )
+        if problems:
+            table = Table("row", "outcome", "reason")
+            for failure in problems:
+                for row, reasons in _failure_reasons(failure).items():
+                    table.add_row(str(row), failure.outcome, "; ".join(reasons))
+            console.print(table)
+        if errors_csv is not None and problems:
+            _write_errors_csv(errors_csv, problems)
+            console.print(f"failed rows written to {errors_csv}", markup=False)
+        return not problems
+
+    if not _run(run()):
+        raise SystemExit(1)
+
+
+def _write_errors_csv(path: Path, failures: list[UploadFailure]) -> None:
+    columns: list[str] = []
+    for failure in failures:
+        for row in failure.rows:
+            columns.extend(c for c in row if c not in columns)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "outcome", "reason", *columns])
+        for failure in failures:
+            reasons = _failure_reasons(failure)
+            for number, row in zip(failure.row_numbers, failure.rows, strict=True):
+                writer.writerow(
+                    [
+                        number,
+                        failure.outcome,
+                        "; ".join(reasons[number]),
+                        *(row.get(c, "") for c in columns),
+                    ]
+                )
+
+
+@leads.command("remove")
+@click.argument("workflow_id")
+@click.argument("lead_ids", nargs=-1, required=True)
+@click.pass_context
+def leads_remove(ctx: click.Context, workflow_id: str, lead_ids: tuple[str, ...]) -> None:
+    """Remove leads from a workflow, concurrently; one line per id."""
+
+    async def remove(dn: AsyncDialNexa, lead_id: str) -> tuple[str, bool, str]:
+        try:
+            await dn.workflows.leads.remove(workflow_id, lead_id)
+        except NotFoundError:
+            return lead_id, False, "not found"
+        except DialNexaError as exc:
+            return lead_id, False, str(exc)
+        return lead_id, True, "removed"
+
+    async def run() -> bool:
+        async with _client(ctx) as dn:
+            outcomes = await asyncio.gather(*(remove(dn, lead_id) for lead_id in lead_ids))
+        for lead_id, _, text in outcomes:
+            click.echo(f"{lead_id}\t{text}")
+        return all(ok for _, ok, _ in outcomes)
+
+    if not _run(run()):
+        raise SystemExit(1)
+
+
+@leads.command("history")
+@click.argument("workflow_id")
+@click.argument("lead_id")
+@click.pass_context
+def leads_history(ctx: click.Context, workflow_id: str, lead_id: str) -> None:
+    """A lead and its steps, oldest first, as JSON."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            _echo_json(await dn.workflows.leads.history(workflow_id, lead_id))
+
+    _run(run())
+
+
+@leads.command("stalled")
+@click.argument("workflow_id")
+@click.option("--older-than", required=True, help="e.g. 90m, 2h, 1d")
+@click.pass_context
+def leads_stalled(ctx: click.Context, workflow_id: str, older_than: str) -> None:
+    """In-progress leads whose current step started longer ago than --older-than (JSON lines)."""
+    window = _duration(older_than)
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            async for lead, since in dn.workflows.leads.stalled(workflow_id, older_than=window):
+                line = {**_lead_row(lead), "since": _plain(since)}
+                click.echo(json.dumps(line, ensure_ascii=False))
+
+    _run(run())
+
+
+@cli.group("campaign-leads")
+def campaign_leads() -> None:
+    """Read campaign leads."""
+
+
+@campaign_leads.command("get")
+@click.argument("lead_id")
+@click.pass_context
+def campaign_leads_get(ctx: click.Context, lead_id: str) -> None:
+    """Print one campaign lead as JSON."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            _echo_json(await dn.campaign_leads.get(lead_id))
+
+    _run(run())
+
+
+@cli.command("fake-server")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@click.option("--leads", "lead_count", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--api-key", "server_key", default=None, help="The key it accepts (default: a test key)."
+)
+def fake_server(port: int, lead_count: int, latency_ms: float, server_key: str | None) -> None:
+    """Run the shipped fake DialNexa server, to try every command without an account.
+
+    Prints the environment to point the command at it, then serves until interrupted.
+    """
+    from .testing.__main__ import serve  # noqa: PLC0415
+    from .testing._server import DEFAULT_API_KEY  # noqa: PLC0415 - only this command needs it
+
+    with suppress(KeyboardInterrupt):
+        asyncio.run(serve(port, lead_count, latency_ms, server_key or DEFAULT_API_KEY))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``dialnexa`` console script."""
+    cli.main(args=argv, prog_name="dialnexa")

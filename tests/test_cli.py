@@ -1,0 +1,293 @@
+"""The ``dialnexa`` command against the fake server (running in a thread of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dialnexa_async.cli import cli
+from dialnexa_async.testing import FakeDialNexa
+
+KEY = "dnx_cli_secret_7f3a9c"
+
+
+class ServerThread:
+    """A FakeDialNexa on an event loop of its own, so that synchronous CLI calls can use it."""
+
+    def __init__(self, fake: FakeDialNexa) -> None:
+        self.fake = fake
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeDialNexa:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result()
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.close(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeDialNexa]:
+    with ServerThread(FakeDialNexa(leads=230, api_key=KEY)) as fake:
+        yield fake
+
+
+def run(server: FakeDialNexa, *args: str, key: str = KEY) -> Result:
+    env = {"DIALNEXA_API_KEY": key, "DIALNEXA_BASE_URL": server.url}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert key not in result.output
+    assert key not in result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_workflows_create_prints_json(server: FakeDialNexa) -> None:
+    result = run(server, "workflows", "create", "--title", "From the CLI", "--description", "d")
+    assert result.exit_code == 0, result.stderr
+    workflow = json.loads(result.stdout)
+    assert workflow["title"] == "From the CLI"
+    assert workflow["status"] == "draft"
+    assert workflow["id"] in server.store.workflows
+
+
+def test_leads_list_jsonl_and_csv_parse_back(server: FakeDialNexa, tmp_path: Path) -> None:
+    wf = server.workflow_id or ""
+    jsonl = run(server, "leads", "list", wf, "--format", "jsonl")
+    assert jsonl.exit_code == 0, jsonl.stderr
+    lines = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    expected = [lead["id"] for lead in server.store.workflows[wf].leads]
+    assert [line["id"] for line in lines] == expected
+    assert lines[0]["metadata"] == {"customer_name": "Customer 0"}
+    out = tmp_path / "leads.csv"
+    written = run(
+        server,
+        "leads",
+        "list",
+        wf,
+        "--format",
+        "csv",
+        "--output",
+        str(out),
+        "--status",
+        "completed",
+    )
+    assert written.exit_code == 0, written.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert list(rows[0]) == [
+        "id",
+        "phone_number",
+        "status",
+        "current_node_id",
+        "enrolled_at",
+        "workflow_id",
+        "metadata",
+    ]
+    assert len(rows) == 46  # every fifth generated lead is completed
+    assert {row["status"] for row in rows} == {"completed"}
+    table = run(server, "leads", "list", wf)
+    assert table.exit_code == 0
+    assert expected[-1] in table.stdout  # nothing cut short when not on a terminal
+    assert "\x1b[" not in table.stdout + table.stderr  # no colour or bar codes in a pipe
+
+
+def test_leads_count(server: FakeDialNexa) -> None:
+    wf = server.workflow_id or ""
+    total = run(server, "leads", "count", wf)
+    assert total.stdout.strip() == "230"
+    by_status = run(server, "leads", "count", wf, "--by-status")
+    assert by_status.exit_code == 0
+    assert "in_progress" in by_status.stdout
+    assert "92" in by_status.stdout  # 2 of every 5 generated leads are in progress
+
+
+def test_enroll_reports_failed_rows_and_writes_them(server: FakeDialNexa, tmp_path: Path) -> None:
+    workflow = server.store.create_workflow("enrol")
+    source = tmp_path / "leads.csv"
+    source.write_text(
+        "phone_number,name\n+919800000001,A\n12,B\n+919800000003,C\n+919800000004,D\n"
+    )
+    errors = tmp_path / "errors.csv"
+    result = run(
+        server,
+        "leads",
+        "enroll",
+        workflow.id,
+        str(source),
+        "--chunk-size",
+        "2",
+        "--errors-csv",
+        str(errors),
+    )
+    assert result.exit_code == 1
+    assert "enrolled 2 leads in 1 upload(s); 2 row(s) failed" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(errors.read_text(encoding="utf-8"))))
+    assert [(row["row"], row["phone_number"], row["name"]) for row in rows] == [
+        ("2", "+919800000001", "A"),
+        ("3", "12", "B"),
+    ]
+    assert rows[1]["reason"] == "invalid_phone_number: not a valid phone number"
+    assert "re-send" in rows[0]["reason"]
+    ok = run(server, "leads", "enroll", workflow.id, str(source.with_name("good.csv")))
+    assert ok.exit_code == 2  # no such file: a usage error
+    (tmp_path / "good.csv").write_text("phone_number\n+919800000009\n")
+    ok = run(server, "leads", "enroll", workflow.id, str(tmp_path / "good.csv"))
+    assert ok.exit_code == 0, ok.stderr
+    assert "enrolled 1 leads in 1 upload(s); 0 row(s) failed" in ok.stderr
+
+
+def test_remove_many_prints_a_line_per_id(server: FakeDialNexa) -> None:
+    wf = server.workflow_id or ""
+    leads = list(server.store.workflows[wf].leads)
+    pending, completed = leads[0]["id"], leads[3]["id"]
+    result = run(server, "leads", "remove", wf, pending, completed, "wlead_missing")
+    assert result.exit_code == 1
+    lines = dict(line.split("\t", 1) for line in result.stdout.splitlines())
+    assert lines[pending] == "removed"
+    assert lines["wlead_missing"] == "not found"
+    assert lines[completed].startswith("409 Lead is already completed")
+    assert run(server, "leads", "remove", wf, leads[1]["id"]).exit_code == 0
+
+
+def test_lifecycle_commands(server: FakeDialNexa) -> None:
+    workflow = server.store.create_workflow("life")
+    assert (
+        json.loads(run(server, "workflows", "activate", workflow.id).stdout)["status"] == "active"
+    )
+    assert json.loads(run(server, "workflows", "pause", workflow.id).stdout)["status"] == "paused"
+    conflict = run(server, "workflows", "pause", workflow.id)
+    assert conflict.exit_code == 1
+    assert conflict.stderr.startswith("error: 409")
+    assert json.loads(run(server, "workflows", "get", workflow.id).stdout)["title"] == "life"
+    listed = [
+        json.loads(line)["id"] for line in run(server, "workflows", "list").stdout.splitlines()
+    ]
+    assert workflow.id in listed
+    wf = server.workflow_id or ""
+    lead_id = list(server.store.workflows[wf].leads)[1]["id"]
+    history = json.loads(run(server, "leads", "history", wf, lead_id).stdout)
+    assert history["lead"]["id"] == lead_id
+    assert history["steps"][0]["node_id"] == "node_call_1"
+    stalled = run(server, "leads", "stalled", wf, "--older-than", "2h")
+    assert stalled.exit_code == 0
+    found = [json.loads(line) for line in stalled.stdout.splitlines()]
+    assert len(found) == 92  # every in-progress generated lead started in 2024
+    assert all(line["status"] == "in_progress" and line["since"] for line in found)
+    assert run(server, "leads", "stalled", wf, "--older-than", "soon").exit_code == 2
+
+
+def test_campaign_lead_get(server: FakeDialNexa) -> None:
+    result = run(server, "campaign-leads", "get", server.campaign_lead_id)
+    assert json.loads(result.stdout)["metadata"]["product"] == "home_loan"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["leads", "list", "wf_missing"], 1, "error: 404 Workflow not found"),
+        (["campaign-leads", "get", "lead_missing"], 1, "error: 404 Campaign lead not found"),
+        (["leads", "list", "wf_1", "--format", "xml"], 2, "Invalid value for '--format'"),
+        (["leads", "frobnicate"], 2, "No such command"),
+        (["workflows", "create", "--title", "x" * 101], 2, "title must be at most 100"),
+        (["leads", "remove", "wf_1"], 2, "Missing argument"),
+    ],
+)
+def test_exit_codes(server: FakeDialNexa, args: list[str], code: int, message: str) -> None:
+    result = run(server, *args)
+    assert result.exit_code == code
+    assert message in result.stderr
+
+
+def test_a_bad_key_is_an_api_error_that_does_not_show_the_key(server: FakeDialNexa) -> None:
+    result = run(server, "leads", "count", server.workflow_id or "", key="dnx_wrong_but_secret_123")
+    assert result.exit_code == 1
+    assert "401 API key is missing or invalid" in result.stderr
+
+
+def test_no_key_at_all_is_a_usage_error(server: FakeDialNexa) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["leads", "count", "wf_1"],
+        env={"DIALNEXA_API_KEY": None, "DIALNEXA_BASE_URL": server.url},
+    )
+    assert result.exit_code == 2
+    assert "DIALNEXA_API_KEY" in result.stderr
+
+
+def _subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALNEXA_")}
+    env.update(extra)
+    return env
+
+
+def test_end_to_end_fake_server_command_and_the_cli_in_subprocesses() -> None:
+    command = [sys.executable, "-m", "dialnexa_async"]
+    with subprocess.Popen(
+        [*command, "fake-server", "--leads", "120", "--latency-ms", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(),
+    ) as server:
+        try:
+            assert server.stdout is not None
+            fields = dict(part.split("=", 1) for part in server.stdout.readline().split())
+            env = _subprocess_env(
+                DIALNEXA_API_KEY=fields["DIALNEXA_API_KEY"],
+                DIALNEXA_BASE_URL=fields["DIALNEXA_BASE_URL"],
+            )
+            wf = fields["WORKFLOW_ID"]
+            listed = subprocess.run(
+                [*command, "leads", "list", wf, "--format", "jsonl"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            assert len(listed.stdout.splitlines()) == 120
+            with subprocess.Popen(
+                [*command, "leads", "count", wf, "--by-status", "--watch", "0.2"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            ) as watch:
+                assert watch.stdout is not None
+                first = json.loads(watch.stdout.readline())
+                second = json.loads(watch.stdout.readline())
+                watch.send_signal(signal.SIGINT)
+                _, err = watch.communicate(timeout=30)
+            assert first == second
+            assert sum(first.values()) == 120
+            assert watch.returncode == 0, err
+            assert "Traceback" not in err
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    assert server.returncode == 0
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dialnexa_async", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "campaign-leads" in result.stdout
+    assert "fake-server" in result.stdout
