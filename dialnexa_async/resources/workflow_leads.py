@@ -40,6 +40,7 @@ from ..models import (
     UploadFailure,
     WorkflowLead,
 )
+from ._common import effective_concurrency, page_fetcher
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
 
@@ -105,25 +106,9 @@ class WorkflowLeads:
         check_int_range(limit, "limit", 1, MAX_PAGE_SIZE)
         params = _status_param(status)
         path = encode_path("workflows", workflow_id, "leads")
-        payload, _ = await self._fetch_page(path, limit, params, timeout, page)
+        fetch = page_fetcher(self._transport, path, limit=limit, params=params, timeout=timeout)
+        payload, _ = await fetch(page)
         return _decode_leads(payload, page, limit=limit, path=path)
-
-    async def _fetch_page(
-        self,
-        path: str,
-        limit: int,
-        params: dict[str, str],
-        timeout: float | None,
-        number: int,
-    ) -> tuple[Any, int]:
-        response = await self._transport.request(
-            "GET",
-            path,
-            params={"page": number, "limit": limit, **params},
-            idempotent=True,
-            timeout=timeout,
-        )
-        return response.payload, response.attempts
 
     def list(
         self,
@@ -158,14 +143,11 @@ class WorkflowLeads:
         """
         check_id(workflow_id, "workflow_id")
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
-        concurrency = self._transport.max_concurrency
-        if max_concurrency is not None:
-            check_int_range(max_concurrency, "max_concurrency", 1)
-            concurrency = min(max_concurrency, concurrency)
+        concurrency = effective_concurrency(self._transport, max_concurrency)
         path = encode_path("workflows", workflow_id, "leads")
-        fetch = partial(self._fetch_page, path, page_size, _status_param(status), timeout)
+        params = _status_param(status)
         return PagedIterator(
-            fetch,
+            page_fetcher(self._transport, path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_leads, limit=page_size, path=path),
             concurrency=concurrency,
             key=lambda lead: lead.id,
@@ -296,9 +278,7 @@ class WorkflowLeads:
             raise ValueError("older_than must not be negative")
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
             raise ValueError("now must be a timezone-aware datetime")
-        concurrency = self._transport.max_concurrency
-        if max_concurrency is not None:
-            concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        concurrency = effective_concurrency(self._transport, max_concurrency)
         return self._stalled(workflow_id, older_than, now, concurrency)
 
     async def _stalled(
@@ -416,9 +396,7 @@ class WorkflowLeads:
             raise ValueError(
                 f"on_duplicate must be 'error', 'skip' or 'keep', not {on_duplicate!r}"
             )
-        concurrency = self._transport.max_concurrency
-        if max_concurrency is not None:
-            concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        concurrency = effective_concurrency(self._transport, max_concurrency)
         if isinstance(source, AsyncIterable):
             # Rows from an async source are gathered first: the whole source is checked
             # before anything is sent.

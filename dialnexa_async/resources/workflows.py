@@ -19,6 +19,7 @@ from .._validate import (
 )
 from ..errors import ConflictError
 from ..models import Page, Workflow, WorkflowAction, WorkflowStatus
+from ._common import effective_concurrency, page_fetcher
 from .workflow_leads import WorkflowLeads
 
 __all__ = ["Workflows"]
@@ -116,23 +117,10 @@ class Workflows:
             if sort_order not in ("ASC", "DESC"):
                 raise ValueError(f"sort_order must be 'ASC' or 'DESC', got {sort_order!r}")
             params["sortOrder"] = sort_order
-        concurrency = self._transport.max_concurrency
-        if max_concurrency is not None:
-            concurrency = min(check_int_range(max_concurrency, "max_concurrency", 1), concurrency)
+        concurrency = effective_concurrency(self._transport, max_concurrency)
         path = encode_path("workflows")
-
-        async def fetch(number: int) -> tuple[Any, int]:
-            response = await self._transport.request(
-                "GET",
-                path,
-                params={"page": number, "limit": page_size, **params},
-                idempotent=True,
-                timeout=timeout,
-            )
-            return response.payload, response.attempts
-
         return PagedIterator(
-            fetch,
+            page_fetcher(self._transport, path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_workflows, limit=page_size, path=path),
             concurrency=concurrency,
             key=lambda workflow: workflow.id,
