@@ -97,8 +97,10 @@ def _error(status: int, message: str, error: str, **extra: Any) -> web.Response:
     return _json(body, status=status)
 
 
-def _not_found(what: str) -> web.Response:
-    return _error(404, f"{what} not found", "Not Found")
+class _NotFound(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.response = _error(404, f"{what} not found", "Not Found")
 
 
 def _bad_request(message: str, **extra: Any) -> web.Response:
@@ -247,23 +249,28 @@ class FakeDialNexa:
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-                return _error(401, "API key is missing or invalid", "Unauthorized")
-            if self.interceptor is not None:
-                injected = self.interceptor(request)
-                if inspect.isawaitable(injected):
-                    injected = await injected
-                if injected is not None:
-                    return injected
-            fault = self._pick_fault()
-            if fault is not None:
-                return await self._inject(fault, request, handler)
-            response: web.StreamResponse = await handler(request)
-            return response
+            return await self._answer(request, handler)
+        except _NotFound as exc:
+            return exc.response
         finally:
             stats.in_flight -= 1
+
+    async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "API key is missing or invalid", "Unauthorized")
+        if self.interceptor is not None:
+            injected = self.interceptor(request)
+            if inspect.isawaitable(injected):
+                injected = await injected
+            if injected is not None:
+                return injected
+        fault = self._pick_fault()
+        if fault is not None:
+            return await self._inject(fault, request, handler)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def _pick_fault(self) -> str | None:
         faults = self.faults
@@ -297,8 +304,18 @@ class FakeDialNexa:
             request.transport.close()
         raise asyncio.CancelledError
 
-    def _workflow(self, request: web.Request) -> FakeWorkflow | None:
-        return self.store.workflows.get(request.match_info["workflow_id"])
+    def _workflow(self, request: web.Request) -> FakeWorkflow:
+        workflow = self.store.workflows.get(request.match_info["workflow_id"])
+        if workflow is None:
+            raise _NotFound("Workflow")
+        return workflow
+
+    def _lead(self, request: web.Request) -> tuple[FakeWorkflow, dict[str, Any]]:
+        workflow = self._workflow(request)
+        lead = workflow.leads.find(request.match_info["lead_id"])
+        if lead is None:
+            raise _NotFound("Workflow lead")
+        return workflow, lead
 
     # -- workflows ----------------------------------------------------------------------------
 
@@ -348,14 +365,10 @@ class FakeDialNexa:
 
     async def _get_workflow(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
         return _envelope("Workflow fetched successfully", workflow.as_observed_json())
 
     async def _set_status(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
         try:
             body = await request.json()
         except ValueError:
@@ -375,8 +388,6 @@ class FakeDialNexa:
 
     async def _list_leads(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
         page = _int_param(request.query.get("page"), 1)
         limit = _int_param(request.query.get("limit"), 20)
         if page is None or page < 1:
@@ -395,8 +406,6 @@ class FakeDialNexa:
 
     async def _enroll(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
         if not request.content_type.startswith("multipart/"):
             return _bad_request("expected multipart/form-data with a 'file' field")
         reader = await request.multipart()
@@ -425,30 +434,18 @@ class FakeDialNexa:
 
     async def _variable_keys(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
         keys = self.store.variable_keys(workflow)
         return _envelope("Variable keys fetched successfully", {"keys": keys})
 
     async def _remove_lead(self, request: web.Request) -> web.Response:
-        workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
-        lead = workflow.leads.find(request.match_info["lead_id"])
-        if lead is None:
-            return _not_found("Workflow lead")
+        workflow, lead = self._lead(request)
         if lead["status"] in ("completed", "removed"):
             return _error(409, f"Lead is already {lead['status']}", "Conflict")
         self.store.remove_lead(workflow, lead)
         return _json({"statusCode": 200, "message": "Lead removed successfully"})
 
     async def _history(self, request: web.Request) -> web.Response:
-        workflow = self._workflow(request)
-        if workflow is None:
-            return _not_found("Workflow")
-        lead = workflow.leads.find(request.match_info["lead_id"])
-        if lead is None:
-            return _not_found("Workflow lead")
+        workflow, lead = self._lead(request)
         steps = workflow.leads.history(lead)
         return _envelope(
             "Lead history fetched successfully", {"lead": lead, "history": list(steps)}
@@ -457,5 +454,5 @@ class FakeDialNexa:
     async def _get_campaign_lead(self, request: web.Request) -> web.Response:
         lead = self.store.campaign_leads.get(request.match_info["lead_id"])
         if lead is None:
-            return _not_found("Campaign lead")
+            raise _NotFound("Campaign lead")
         return _json(lead)
