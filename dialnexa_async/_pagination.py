@@ -269,10 +269,14 @@ class PagedIterator(Generic[T]):
 
     async def _take(self, number: int) -> Page[T]:
         task = self._tasks.get(number)
-        if task is None:  # pragma: no cover - _fill always schedules the next page first
-            self._fill()
-            task = self._tasks[number]
-        await asyncio.wait([task])
+        if task is not None:
+            await asyncio.wait([task])
+        if self._closed:
+            # The session (or aclose() from elsewhere) stopped the scan under the consumer:
+            # say so, rather than surface the fetch's cancellation as the consumer's own.
+            raise RuntimeError("the scan was closed (was its AsyncDialNexa closed?)")
+        if task is None:  # pragma: no cover - _fill schedules every page before it is taken
+            raise RuntimeError(f"page {number} was never requested")
         del self._tasks[number]
         raw, attempts = task.result()  # raises the page's error, in page order
         # Decoded here, as the consumer reaches it, not in the fetch task: the next request

@@ -314,3 +314,16 @@ async def test_a_slow_consumer_does_not_make_the_scan_read_ahead_unbounded() -> 
                     break
         # page 1, then at most the window (2 * C pages) ahead of the consumer
         assert fake.stats.by_route["GET /v1/workflows/{workflow_id}/leads"] <= 1 + 2 * C + 1
+
+
+async def test_reading_on_after_the_session_closed_is_a_clear_error(
+    slow_fake: FakeDialNexa,
+) -> None:
+    dn = AsyncDialNexa(API_KEY, base_url=slow_fake.url, max_concurrency=C)
+    stream = aiter(dn.workflows.leads.list(slow_fake.workflow_id or "", page_size=10))
+    for _ in range(10):  # all of page 1
+        await anext(stream)
+    await dn.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await anext(stream)
+    assert _page_tasks() == []
