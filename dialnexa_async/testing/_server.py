@@ -138,7 +138,8 @@ class FakeDialNexa:
 
     Status actions: ``activate`` (draft → active), ``pause`` (active → paused), ``resume``
     (paused → active), ``deactivate`` (active or paused → draft); any other action is a 400, an
-    action that does not apply to the current status a 409.
+    action that does not apply to the current status a 409. When a workflow becomes active, its
+    enrolled leads that are still pending start their first step (``node_call_1``).
 
     Enrolment uploads are validated as the seeds describe: a ``phone_number`` column is
     required, and rows whose number is not ``+`` and 8 to 15 digits, or starts with ``+999`` (a

@@ -284,6 +284,10 @@ class LeadTable:
                 return lead
         return None
 
+    def waiting(self) -> list[dict[str, Any]]:
+        """Enrolled (not generated) leads that have not started yet."""
+        return [lead for lead in (*self._front, *self._added) if lead["status"] == "pending"]
+
     def distinct_shapes(self) -> Iterator[dict[str, Any]]:
         """Every stored lead, and one generated lead standing for the rest."""
         yield from self._front
@@ -398,6 +402,10 @@ class FakeStore:
             raise InvalidTransition(f"cannot {action} a workflow that is {workflow.status}")
         workflow.status = target
         workflow.updated_at = self.clock()
+        if target == "active":
+            # "Leads begin processing immediately once the workflow is active."
+            for lead in workflow.leads.waiting():
+                self.move_lead(workflow, lead, NODES[0])
         return done
 
     # -- leads ------------------------------------------------------------------------------

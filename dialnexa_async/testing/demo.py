@@ -46,17 +46,23 @@ async def main() -> None:
                 f"failed uploads: {len(result.failed)}"
             )
 
-            seeded = fake.workflow_id or ""
+            wf = await dn.workflows.activate(wf.id)
+            print(f"activated {wf.id}: {wf.status}")
+
             started = time.perf_counter()
-            leads = dn.workflows.leads.list(seeded)
+            leads = dn.workflows.leads.list(wf.id)
             by_status = Counter([str(lead.status) async for lead in leads])
             took = time.perf_counter() - started
             print(
-                f"scanned {sum(by_status.values())} leads of {seeded} in "
+                f"scanned {sum(by_status.values())} leads of {wf.id} in "
                 f"{leads.stats.pages_fetched} pages, {leads.concurrency} at a time ({took:.2f}s)"
             )
             for status, count in sorted(by_status.items()):
                 print(f"  {status:<12} {count}")
+
+            seeded = fake.workflow_id or ""
+            tile = await dn.workflows.leads.status_counts(seeded)
+            print(f"dashboard tile for {seeded}: " + ", ".join(f"{s} {n}" for s, n in tile.items()))
 
             first = (await dn.workflows.leads.page(wf.id, limit=1)).data[0]
             await dn.workflows.leads.remove(wf.id, first.id)
