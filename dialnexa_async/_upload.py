@@ -3,8 +3,10 @@
 A source is a path to a ``.csv``/``.xlsx``/``.xls`` file, ``bytes``, a binary file object, or an
 iterable of rows (mappings, attrs instances or dataclasses). Every source is checked in full
 before anything is sent (a :class:`~dialnexa_async.errors.SourceValidationError` lists every
-problem with its row numbers); files on disk are read twice, row by row, so a large file is never
-held in memory whole. Row numbers are as a spreadsheet shows them: the header is row 1.
+problem with its row numbers). A CSV file on disk is read twice, row by row, so it is never held
+in memory whole; an .xlsx is parsed once, while it is checked, into a temporary CSV on disk that
+the uploads are then cut from. An .xls is sent as it is (there is no reader for it here). Row
+numbers are as a spreadsheet shows them: the header is row 1.
 
 A source of at most ``chunk_size`` rows that came as a file is sent as that very file, unchanged;
 anything larger is cut into CSV uploads of ``chunk_size`` rows (the ``csv`` module, every value
