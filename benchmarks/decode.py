@@ -6,7 +6,8 @@ Page bodies are what the fake server sends (100 leads each). Measured, best of `
 
 * ``json.loads`` alone (plain dicts, the floor);
 * ``json.loads`` + the SDK's converter (``decode_page`` → ``Page[WorkflowLead]``);
-* ``json.loads`` + pydantic v2 ``model_validate`` of an equivalent model (aliases, datetimes);
+* ``json.loads`` + pydantic v2 ``model_validate`` of an equivalent model (the same aliases,
+  aware datetimes, statuses as the same enum);
 * pydantic v2 ``model_validate_json`` (its own JSON parser).
 """
 
@@ -23,7 +24,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from dialnexa_async._convert import decode_page
 from dialnexa_async._decipher import JSON_PARSER, parse_json
-from dialnexa_async.models import WorkflowLead
+from dialnexa_async.models import LeadStatus, WorkflowLead
 from dialnexa_async.testing import FakeStore
 
 PAGE = 100
@@ -34,7 +35,8 @@ class PydanticLead(BaseModel):
 
     id: str
     phone_number: str | None = None
-    status: str | None = None
+    # As the SDK does: a known status becomes the enum, any other string stays a string.
+    status: LeadStatus | str | None = Field(default=None, union_mode="left_to_right")
     current_node_id: str | None = None
     enrolled_at: datetime | None = Field(
         default=None, validation_alias=AliasChoices("enrolled_at", "created_at", "createdAt")
@@ -88,7 +90,11 @@ def main() -> None:
     pages = bodies(args.pages)
     ours = sdk_shipped(pages[0]).data  # type: ignore[attr-defined]
     theirs = PydanticPage.model_validate_json(pages[0]).data
-    assert [(a.id, a.enrolled_at) for a in ours] == [(b.id, b.enrolled_at) for b in theirs]
+    # The two models decode the same page to the same values and types.
+    assert [(a.id, a.enrolled_at, a.status) for a in ours] == [
+        (b.id, b.enrolled_at, b.status) for b in theirs
+    ]
+    assert {type(a.status) for a in ours} == {type(b.status) for b in theirs} == {LeadStatus}
     rates = {
         "json.loads (dicts, the floor)": leads_per_second(json.loads, pages, args.repeat),
         "SDK: json.loads + converter": leads_per_second(sdk_stdlib, pages, args.repeat),
