@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
@@ -29,6 +30,7 @@ __all__ = ["FakeDialNexa", "FakeServerStats", "Faults", "Interceptor"]
 
 DEFAULT_API_KEY = "dnx_test_key"
 MAX_LIMIT = 100
+_PAGE_CACHE_SIZE = 2048
 
 Interceptor = Callable[
     [web.Request], Awaitable[web.StreamResponse | None] | web.StreamResponse | None
@@ -180,6 +182,7 @@ class FakeDialNexa:
         self.faults = faults or Faults()
         self._fault_random = random.Random(self.faults.seed)
         self.store = FakeStore(clock)
+        self._pages: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self.stats = FakeServerStats()
         self._host = host
         self._port = port
@@ -395,15 +398,22 @@ class FakeDialNexa:
             return _bad_request("page must be a positive integer")
         if limit is None or not 1 <= limit <= MAX_LIMIT:
             return _bad_request(f"limit must be between 1 and {MAX_LIMIT}")
-        start = (page - 1) * limit
-        data, total = workflow.leads.page(start, start + limit, request.query.get("status"))
-        meta = {
-            "page": page,
-            "limit": limit,
-            "total": total,
-            "totalPages": math.ceil(total / limit),
-        }
-        return _json({"data": data, "meta": meta})
+        status = request.query.get("status")
+        # Answers are cached until the list changes, so that a benchmark measures the client,
+        # not this server building the same page again.
+        key = (workflow.id, workflow.leads.version, page, limit, status)
+        body = self._pages.get(key)
+        if body is None:
+            start = (page - 1) * limit
+            data, total = workflow.leads.page(start, start + limit, status)
+            pages = math.ceil(total / limit)
+            meta = {"page": page, "limit": limit, "total": total, "totalPages": pages}
+            body = self._pages[key] = _dumps({"data": data, "meta": meta})
+            if len(self._pages) > _PAGE_CACHE_SIZE:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(key)
+        return web.Response(body=body, content_type="application/json")
 
     async def _enroll(self, request: web.Request) -> web.Response:
         workflow = self._workflow(request)

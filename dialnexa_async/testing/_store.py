@@ -234,6 +234,11 @@ class LeadTable:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @property
+    def version(self) -> int:
+        """Changes whenever the list or a lead's status changes."""
+        return self._version
+
     def __len__(self) -> int:
         return len(self._front) + self._generated + len(self._added)
 
