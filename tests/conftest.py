@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from aioresponses import aioresponses
 
 from dialnexa_async import AsyncDialNexa
 from dialnexa_async.testing import FakeDialNexa
+
+from ._aioresponses_compat import install as install_aioresponses_compat
 
 SAMPLES = Path(__file__).parent / "samples"
 API_KEY = "dnx_secret_0123456789abcdef"
@@ -22,6 +25,14 @@ def seed_sample(name: str) -> Any:
 def observed_samples() -> dict[str, dict[str, Any]]:
     data: dict[str, dict[str, Any]] = json.loads((SAMPLES / "observed.json").read_text())
     return data
+
+
+@pytest.fixture
+def mocked() -> Iterator[Any]:
+    """aioresponses in place of the network, for exact wire checks."""
+    install_aioresponses_compat()
+    with aioresponses() as m:
+        yield m
 
 
 @pytest.fixture(autouse=True)

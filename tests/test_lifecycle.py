@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aioresponses import aioresponses
 
 from dialnexa_async import (
     AsyncDialNexa,
@@ -19,18 +18,10 @@ from dialnexa_async import (
 )
 from dialnexa_async.testing import FakeDialNexa
 
-from ._aioresponses_compat import install as install_aioresponses_compat
 from .conftest import API_KEY, observed_samples
 
 OBSERVED = observed_samples()
 BASE = "https://api.dialnexa.com/v1"
-
-
-@pytest.fixture
-def mocked() -> Any:
-    install_aioresponses_compat()
-    with aioresponses() as m:
-        yield m
 
 
 def only_request(m: Any) -> tuple[str, Any, dict[str, Any]]:

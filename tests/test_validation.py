@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 
 from dialnexa_async import AsyncDialNexa, SourceValidationError
 
-from ._aioresponses_compat import install as install_aioresponses_compat
 from .conftest import API_KEY
 
 Call = Callable[[AsyncDialNexa], Awaitable[Any]]
@@ -90,26 +88,22 @@ class _TextFile:
 
 @pytest.mark.parametrize(("case", "call", "names"), BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
 async def test_bad_values_raise_value_error_before_any_request(
-    case: str, call: Call, names: str
+    case: str, call: Call, names: str, mocked: Any
 ) -> None:
-    install_aioresponses_compat()
-    with aioresponses() as mocked:
-        async with AsyncDialNexa(API_KEY) as dn:
-            with pytest.raises(ValueError, match=names):
-                await call(dn)
-        assert mocked.requests == {}
+    async with AsyncDialNexa(API_KEY) as dn:
+        with pytest.raises(ValueError, match=names):
+            await call(dn)
+    assert mocked.requests == {}
 
 
 @pytest.mark.parametrize(("case", "call", "names"), BAD_TYPES, ids=[c[0] for c in BAD_TYPES])
 async def test_bad_types_raise_type_error_before_any_request(
-    case: str, call: Call, names: str
+    case: str, call: Call, names: str, mocked: Any
 ) -> None:
-    install_aioresponses_compat()
-    with aioresponses() as mocked:
-        async with AsyncDialNexa(API_KEY) as dn:
-            with pytest.raises(TypeError, match=names):
-                await call(dn)
-        assert mocked.requests == {}
+    async with AsyncDialNexa(API_KEY) as dn:
+        with pytest.raises(TypeError, match=names):
+            await call(dn)
+    assert mocked.requests == {}
 
 
 @pytest.mark.parametrize(
@@ -125,14 +119,12 @@ async def test_bad_types_raise_type_error_before_any_request(
     ],
 )
 async def test_bad_rows_are_listed_with_their_row_numbers(
-    content: bytes, problem: str, rows: list[int]
+    content: bytes, problem: str, rows: list[int], mocked: Any
 ) -> None:
-    install_aioresponses_compat()
-    with aioresponses() as mocked:
-        async with AsyncDialNexa(API_KEY) as dn:
-            with pytest.raises(SourceValidationError) as info:
-                await dn.workflows.leads.enroll("wf_1", content)
-        assert mocked.requests == {}
+    async with AsyncDialNexa(API_KEY) as dn:
+        with pytest.raises(SourceValidationError) as info:
+            await dn.workflows.leads.enroll("wf_1", content)
+    assert mocked.requests == {}
     (found,) = info.value.problems
     assert (found.code, found.rows) == (problem, rows)
 

@@ -9,22 +9,13 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from aioresponses import aioresponses
 from yarl import URL
 
 from dialnexa_async import AsyncDialNexa, __version__
 
-from ._aioresponses_compat import install as install_aioresponses_compat
 from .conftest import API_KEY, seed_sample
 
 BASE = "https://api.dialnexa.com/v1"
-
-
-@pytest.fixture
-def mocked() -> Any:
-    install_aioresponses_compat()
-    with aioresponses() as m:
-        yield m
 
 
 @pytest_asyncio.fixture
