@@ -66,10 +66,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise click.UsageError(str(exc)) from None
 
 
-def _client(ctx: click.Context, **options: Any) -> AsyncDialNexa:
+def _client(ctx: click.Context) -> AsyncDialNexa:
     settings: dict[str, Any] = ctx.find_root().obj
     try:
-        return AsyncDialNexa(settings["api_key"], base_url=settings["base_url"], **options)
+        return AsyncDialNexa(settings["api_key"], base_url=settings["base_url"])
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
