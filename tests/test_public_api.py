@@ -26,3 +26,15 @@ def test_py_typed_is_shipped() -> None:
     from importlib.resources import files
 
     assert files("dialnexa_async").joinpath("py.typed").is_file()
+
+
+def test_the_pytest_plugin_loads_without_pytest_asyncio() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pytest_asyncio'] = None\n"
+        "import dialnexa_async.testing.pytest_plugin as plugin\n"
+        "assert not hasattr(plugin, 'dialnexa_client')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
