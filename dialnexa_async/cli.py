@@ -13,7 +13,7 @@ import enum
 import json
 import re
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,6 +95,16 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
 
 
+def _print_result(ctx: click.Context, call: Callable[[AsyncDialNexa], Awaitable[Any]]) -> None:
+    """Open a session, make one call, print what it returns as JSON."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            _echo_json(await call(dn))
+
+    _run(run())
+
+
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -163,14 +173,9 @@ def workflows() -> None:
 @click.pass_context
 def workflows_create(ctx: click.Context, title: str, description: str | None, status: str) -> None:
     """Create a workflow and print it as JSON."""
-
-    async def run() -> None:
-        async with _client(ctx) as dn:
-            _echo_json(
-                await dn.workflows.create(title=title, description=description, status=status)
-            )
-
-    _run(run())
+    _print_result(
+        ctx, lambda dn: dn.workflows.create(title=title, description=description, status=status)
+    )
 
 
 @workflows.command("list")
@@ -193,12 +198,7 @@ def workflows_list(ctx: click.Context, sort_by: str | None, sort_order: str | No
 @click.pass_context
 def workflows_get(ctx: click.Context, workflow_id: str) -> None:
     """Print one workflow as JSON."""
-
-    async def run() -> None:
-        async with _client(ctx) as dn:
-            _echo_json(await dn.workflows.get(workflow_id))
-
-    _run(run())
+    _print_result(ctx, lambda dn: dn.workflows.get(workflow_id))
 
 
 def _status_command(action: WorkflowAction) -> click.Command:
@@ -206,11 +206,7 @@ def _status_command(action: WorkflowAction) -> click.Command:
     @click.argument("workflow_id")
     @click.pass_context
     def command(ctx: click.Context, workflow_id: str) -> None:
-        async def run() -> None:
-            async with _client(ctx) as dn:
-                _echo_json(await dn.workflows.set_status(workflow_id, action))
-
-        _run(run())
+        _print_result(ctx, lambda dn: dn.workflows.set_status(workflow_id, action))
 
     return command
 
@@ -475,12 +471,7 @@ def leads_remove(ctx: click.Context, workflow_id: str, lead_ids: tuple[str, ...]
 @click.pass_context
 def leads_history(ctx: click.Context, workflow_id: str, lead_id: str) -> None:
     """A lead and its steps, oldest first, as JSON."""
-
-    async def run() -> None:
-        async with _client(ctx) as dn:
-            _echo_json(await dn.workflows.leads.history(workflow_id, lead_id))
-
-    _run(run())
+    _print_result(ctx, lambda dn: dn.workflows.leads.history(workflow_id, lead_id))
 
 
 @leads.command("stalled")
@@ -510,12 +501,7 @@ def campaign_leads() -> None:
 @click.pass_context
 def campaign_leads_get(ctx: click.Context, lead_id: str) -> None:
     """Print one campaign lead as JSON."""
-
-    async def run() -> None:
-        async with _client(ctx) as dn:
-            _echo_json(await dn.campaign_leads.get(lead_id))
-
-    _run(run())
+    _print_result(ctx, lambda dn: dn.campaign_leads.get(lead_id))
 
 
 @cli.command("fake-server")
