@@ -442,14 +442,12 @@ class WorkflowLeads:
         slots = anyio.Semaphore(concurrency)
         async with anyio.create_task_group() as tg:
             index = 0
-            while run.fatal is None:
+            while True:
                 await slots.acquire()
-                chunk = await anyio.to_thread.run_sync(next, chunks, None)
-                if chunk is None or run.fatal is not None:
+                # A fatal answer (401/403/404) stops the reading of further chunks.
+                chunk = None if run.fatal else await anyio.to_thread.run_sync(next, chunks, None)
+                if chunk is None:
                     slots.release()
-                    if chunk is not None:
-                        run.not_sent(index, chunk)
-                        index += 1
                     break
                 tg.start_soon(run.upload, index, chunk, slots)
                 index += 1
