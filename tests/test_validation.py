@@ -86,23 +86,22 @@ class _TextFile:
         return "phone_number\n1\n"
 
 
-@pytest.mark.parametrize(("case", "call", "names"), BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
-async def test_bad_values_raise_value_error_before_any_request(
-    case: str, call: Call, names: str, mocked: Any
-) -> None:
-    async with AsyncDialNexa(API_KEY) as dn:
-        with pytest.raises(ValueError, match=names):
-            await call(dn)
-    assert mocked.requests == {}
+BAD_INPUT = [(*case, ValueError) for case in BAD_VALUES] + [
+    (*case, TypeError) for case in BAD_TYPES
+]
 
 
-@pytest.mark.parametrize(("case", "call", "names"), BAD_TYPES, ids=[c[0] for c in BAD_TYPES])
-async def test_bad_types_raise_type_error_before_any_request(
-    case: str, call: Call, names: str, mocked: Any
+@pytest.mark.parametrize(
+    ("case", "call", "names", "error"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT]
+)
+async def test_bad_input_is_refused_with_its_error_type_before_any_request(
+    case: str, call: Call, names: str, error: type[Exception], mocked: Any
 ) -> None:
     async with AsyncDialNexa(API_KEY) as dn:
-        with pytest.raises(TypeError, match=names):
+        with pytest.raises(error, match=names) as info:
             await call(dn)
+    # A wrong value is a ValueError, a wrong type a TypeError: never the other one.
+    assert not isinstance(info.value, TypeError if error is ValueError else ValueError)
     assert mocked.requests == {}
 
 
