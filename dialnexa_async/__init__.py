@@ -27,6 +27,7 @@ from .errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    RedirectError,
     SourceValidationError,
     UnprocessableEntityError,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "PaginationStats",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedirectError",
     "RowError",
     "SourceValidationError",
     "UnprocessableEntityError",

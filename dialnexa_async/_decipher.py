@@ -16,11 +16,13 @@ from .errors import (
     APIStatusError,
     BadRequestError,
     RateLimitError,
+    RedirectError,
     status_error_class,
 )
 
 __all__ = [
     "JSON_PARSER",
+    "MAX_MESSAGE_CHARS",
     "REQUEST_ID_HEADERS",
     "decipher",
     "error_from_response",
@@ -39,7 +41,21 @@ JSON_PARSER = _loads.__module__ or "json"
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-dialnexa-request-id")
 _SNIPPET_CHARS = 200
+# A server's message kept on an exception (and printed by the CLI) is cut to this length.
+MAX_MESSAGE_CHARS = 2000
+REDACTED = "[redacted]"
 _NO_BODY = object()
+
+
+def _cut(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def redact(body: bytes, secret: str | None) -> bytes:
+    """``body`` with every occurrence of ``secret`` replaced, for text kept on an error."""
+    if not secret:
+        return body
+    return body.replace(secret.encode(), REDACTED.encode())
 
 
 def snippet(body: bytes) -> str:
@@ -56,7 +72,12 @@ def parse_json(body: bytes) -> Any:
         return _loads(body)
     except ValueError:
         # orjson refuses some JSON the standard library reads (NaN, Infinity).
+        pass
+    try:
         return json.loads(body)
+    except RecursionError as exc:
+        # Nested deeper than the parser's stack: as unreadable as any other bad JSON.
+        raise ValueError("JSON nested too deeply") from exc
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -91,16 +112,26 @@ def _server_message(body: object, status: int) -> str:
 
 
 def error_from_response(
-    method: str, path: str, status: int, headers: Mapping[str, str], body: bytes
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str | None = None,
 ) -> APIStatusError:
-    """The typed error for an error status; the body is parsed when JSON, a snippet otherwise."""
+    """The typed error for an error status; the body is parsed when JSON, a snippet otherwise.
+
+    ``secret`` (the API key) is redacted from everything kept, should a server echo it.
+    """
+    body = redact(body, secret)
     try:
         parsed: object = parse_json(body)
     except ValueError:
         parsed = snippet(body)
     if parsed is _NO_BODY:
         parsed = None
-    message = _server_message(parsed, status)
+    message = _cut(_server_message(parsed, status))
     request_id = _request_id(headers)
     cls = status_error_class(status)
     common: dict[str, Any] = {
@@ -118,27 +149,49 @@ def error_from_response(
     return cls(message, **common)
 
 
-def decipher(method: str, path: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    """The JSON payload of a 2xx answer (``None`` when empty), or raise the typed error."""
+def decipher(
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str | None = None,
+    parse: bool = True,
+) -> Any:
+    """The JSON payload of a 2xx answer (``None`` when empty), or raise the typed error.
+
+    With ``parse=False`` a 2xx body is not read as JSON (``None`` is returned): for calls whose
+    answer carries nothing the SDK needs, so that ``200 "Deleted"`` as plain text is a success.
+    """
     if status >= 400:
-        raise error_from_response(method, path, status, headers, body)
+        raise error_from_response(method, path, status, headers, body, secret=secret)
     if status >= 300:
-        raise APIStatusError(
-            f"unexpected redirect ({status}) not followed",
+        location = _header(headers, "location")
+        if location is not None and secret:
+            location = location.replace(secret, REDACTED)
+        raise RedirectError(
+            f"the server redirected to {location!r}; redirects are not followed"
+            if location
+            else f"unexpected redirect ({status}) not followed",
             method=method,
             path=path,
             status_code=status,
-            body=snippet(body),
+            body=snippet(redact(body, secret)),
             request_id=_request_id(headers),
+            location=location,
         )
+    if not parse:
+        return None
     try:
         parsed = parse_json(body)
-    except ValueError as exc:
+    except ValueError:
+        text = snippet(redact(body, secret))
         raise APIResponseValidationError(
-            f"response is not JSON: {snippet(body)!r}",
+            f"response is not JSON: {text!r}",
             method=method,
             path=path,
             status_code=status,
-            body=snippet(body),
-        ) from exc
+            body=text,
+        ) from None
     return None if parsed is _NO_BODY else parsed

@@ -9,8 +9,10 @@ The rules, by what is known about the request:
   that failed before the body was sent.
 
 Waits are exponential with full jitter (``uniform(0, min(cap, base * 2**attempt))``), and a
-server's ``Retry-After`` (seconds or an HTTP date) replaces the computed wait, capped at
-:data:`MAX_RETRY_AFTER` seconds so a misbehaving server cannot stall a caller for hours.
+server's ``Retry-After`` (seconds or an HTTP date) replaces the computed wait. A ``Retry-After``
+longer than :data:`MAX_RETRY_AFTER` seconds is not waited for at all: the error is raised at
+once, with its ``retry_after``, so a server cannot stall a caller for an hour (and waiting a
+capped minute only to be told the same again helps nobody).
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class RetryPolicy:
     ) -> bool:
         """Whether an answer with ``status`` on attempt ``attempt`` (0-based) is retried."""
         if attempt >= self.max_retries or status not in RETRY_STATUSES:
+            return False
+        if retry_after is not None and retry_after > self.max_retry_after:
             return False
         if idempotent:
             return True

@@ -13,8 +13,8 @@ import aiohttp
 
 from ._pagination import PagedIterator, close_all
 from ._retry import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy
-from ._transport import Transport
-from ._validate import check_int_range
+from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
+from ._validate import check_int_range, check_seconds
 from .resources.campaign_leads import CampaignLeads
 from .resources.workflow_leads import WorkflowLeads
 from .resources.workflows import Workflows
@@ -38,10 +38,26 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+def _check_base_url(base_url: object, allow_insecure_http: bool) -> str:
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
     parts = urlsplit(base_url)
+    # Checked first, and never echoed: the URL holds a password.
+    if "@" in parts.netloc:
+        raise ValueError(
+            "base_url must not carry credentials (user:password@host); the API key is the "
+            "only credential, passed as api_key"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"base_url has an invalid port (1..65535): {base_url!r}")
+    if parts.query or parts.fragment or base_url.endswith(("?", "#")):
+        raise ValueError(f"base_url must not have a query or fragment: {base_url!r}")
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         raise ValueError(
             "base_url uses plain http to a host other than loopback, which would send the API "
@@ -59,7 +75,9 @@ class AsyncDialNexa:
     Args:
         api_key: The API key; defaults to ``$DIALNEXA_API_KEY``.
         base_url: Defaults to ``$DIALNEXA_BASE_URL``, else ``https://api.dialnexa.com/v1``.
-        timeout: Total seconds for one request attempt (overridable per call).
+        timeout: Seconds one request attempt may take. A call's own ``timeout=`` replaces it
+            with a deadline for that whole call: waiting for a slot, every attempt, backoff and
+            ``Retry-After`` waits included.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after a failed attempt (see the README's retry table).
         backoff: The first retry waits up to this many seconds (full jitter), doubling after.
@@ -69,6 +87,9 @@ class AsyncDialNexa:
             and iterator.
         session: An ``aiohttp.ClientSession`` to use; it is left open on close.
         allow_insecure_http: Allow a plain ``http://`` base URL to a non-loopback host.
+        max_response_bytes: The largest response body read, counted after decompression
+            (default 32 MiB, far above any real page); a larger one fails the request with
+            :class:`~dialnexa_async.APIResponseValidationError`, not retried.
 
     Attributes:
         workflows: :class:`~dialnexa_async.resources.workflows.Workflows` (with ``.leads``).
@@ -88,6 +109,7 @@ class AsyncDialNexa:
         allow_insecure_http: bool = False,
         backoff: float = DEFAULT_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
         if key is not None and not isinstance(key, str):
@@ -104,10 +126,10 @@ class AsyncDialNexa:
             ("backoff", backoff),
             ("max_backoff", max_backoff),
         ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+            check_seconds(value, name)
         check_int_range(max_retries, "max_retries", 0)
         check_int_range(max_concurrency, "max_concurrency", 1)
+        check_int_range(max_response_bytes, "max_response_bytes", 1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
         self.max_concurrency = max_concurrency
@@ -121,6 +143,7 @@ class AsyncDialNexa:
             ),
             max_concurrency=max_concurrency,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
         self._iterators: weakref.WeakSet[PagedIterator[Any]] = weakref.WeakSet()
         leads = WorkflowLeads(self._transport, self._iterators)

@@ -3,11 +3,24 @@
 Every request of a session goes through :meth:`Transport.request`, which holds one slot of the
 session's :class:`anyio.CapacityLimiter` for each attempt (not while sleeping between attempts),
 so that all iterators and calls of a session together never exceed ``max_concurrency``.
+
+What a hostile or broken server cannot do to a caller here:
+
+* **redirect** it: redirects are never followed (a 3xx is a :class:`RedirectError`), so a
+  request, its key and its body go to the base URL's host and nowhere else;
+* **flood** it: a body is read in chunks, after decompression, and the request fails with
+  :class:`APIResponseValidationError` (not retried) once it passes ``max_response_bytes``;
+* **stall** it past a per-call ``timeout``: that is one deadline for the whole call (the wait
+  for a slot, every attempt, backoff and ``Retry-After`` included), and a ``Retry-After`` that
+  does not fit in what is left raises at once instead of sleeping into the deadline;
+* **learn** the key from an error: aiohttp exceptions that hold the request's headers are
+  replaced in the chain by copies without them, and the key is redacted from server text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -17,14 +30,32 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._decipher import decipher
 from ._retry import RetryPolicy, parse_retry_after
+from ._validate import check_timeout
 from ._version import __version__
-from .errors import APIConnectionError, APIStatusError, APITimeoutError
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    DialNexaError,
+)
 
-__all__ = ["Response", "Transport", "UploadFile", "encode_path"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Response",
+    "Transport",
+    "UploadFile",
+    "encode_path",
+]
+
+# Far above any real page (a 100-lead page is tens of KiB), far below what hurts a process.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 logger = logging.getLogger("dialnexa_async")
 
@@ -66,8 +97,12 @@ class Response:
 
 @attrs.define(eq=False)
 class _AttemptFailure:
-    error: APIStatusError | APIConnectionError
+    error: APIStatusError | APIConnectionError | APIResponseValidationError
     retry_after: float | None
+
+
+class _TooLarge(Exception):
+    """A body passed the session's ``max_response_bytes``."""
 
 
 class Transport:
@@ -87,13 +122,15 @@ class Transport:
         retry: RetryPolicy,
         max_concurrency: int,
         session: aiohttp.ClientSession | None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._auth = f"Bearer {api_key}"
+        self._key = api_key
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self.retry = retry
         self.max_concurrency = max_concurrency
+        self.max_response_bytes = max_response_bytes
         self._session = session
         self._owns_session = session is None
         self._limiter: anyio.CapacityLimiter | None = None
@@ -118,7 +155,13 @@ class Transport:
             raise RuntimeError("this AsyncDialNexa is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=max(self.max_concurrency, 10))
-            self._session = aiohttp.ClientSession(connector=connector)
+            session = aiohttp.ClientSession(connector=connector)
+            # aiohttp silently re-sends a GET or DELETE once when a kept-alive connection drops
+            # (a private switch, on by default): that attempt would escape the retry budget,
+            # the stats and the deadline, so the retry loop here is the only one.
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
+            self._session = session
         return self._session
 
     async def aclose(self) -> None:
@@ -129,7 +172,7 @@ class Transport:
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {
-            "Authorization": self._auth,
+            "Authorization": f"Bearer {self._key}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
@@ -148,25 +191,42 @@ class Transport:
         idempotent: bool,
         timeout: float | None = None,
         ok_after_retry: frozenset[int] = frozenset(),
+        parse: bool = True,
     ) -> Response:
         """Send, retrying per the policy, and return the deciphered answer or raise.
 
-        ``path`` must already be encoded (see :func:`encode_path`). A status in
-        ``ok_after_retry`` answered to a *retried* attempt is returned as a response, not
-        raised: for a DELETE, "not found" after a lost answer means the first attempt worked.
+        ``path`` must already be encoded (see :func:`encode_path`). ``timeout``, when given, is
+        a deadline for the whole call; otherwise each attempt has the session's timeout. A
+        status in ``ok_after_retry`` answered to a *retried* attempt is returned as a response,
+        not raised: for a DELETE, "not found" after a lost answer means the first attempt
+        worked. With ``parse=False`` a 2xx body is not read as JSON.
         """
+        timeout = check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         url = URL(self._base_url + path, encoded=True)
         if params:
             url = url.with_query({k: str(v) for k, v in params.items()})
         client = self._client()
         attempt = 0
         while True:
+            budget = self._timeout if deadline is None else deadline - time.monotonic()
             outcome = await self._attempt(
-                client, method, path, url, json=json, file=file, timeout=timeout, attempt=attempt
+                client,
+                method,
+                path,
+                url,
+                json=json,
+                file=file,
+                budget=budget,
+                wait_for_slot=deadline is not None,
+                attempt=attempt,
+                parse=parse,
             )
             if isinstance(outcome, Response):
-                return outcome
+                return attrs.evolve(outcome, attempts=attempt + 1)
             error = outcome.error
+            if isinstance(error, APIResponseValidationError):
+                raise _scrubbed(error)
             if (
                 isinstance(error, APIStatusError)
                 and attempt
@@ -185,8 +245,13 @@ class Transport:
                     attempt=attempt, idempotent=idempotent, body_sent=error.body_sent
                 )
             if not retry:
-                raise error
-            await anyio.sleep(self.retry.delay(attempt, retry_after=outcome.retry_after))
+                raise _scrubbed(error)
+            delay = self.retry.delay(attempt, retry_after=outcome.retry_after)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                # The next attempt could not start before the deadline: say so now (a 429
+                # keeps its .retry_after) rather than sleep into it.
+                raise _scrubbed(error)
+            await anyio.sleep(delay)
             attempt += 1
 
     async def _attempt(
@@ -198,8 +263,56 @@ class Transport:
         *,
         json: Any,
         file: UploadFile | None,
-        timeout: float | None,
+        budget: float,
+        wait_for_slot: bool,
         attempt: int,
+        parse: bool,
+    ) -> Response | _AttemptFailure:
+        """One attempt, holding one slot of the session's limiter.
+
+        ``budget`` is the time this attempt may take; with ``wait_for_slot`` (a per-call
+        deadline) the wait for a slot is taken out of it too.
+        """
+        started = time.monotonic()
+        acquired = False
+        with anyio.move_on_after(budget if wait_for_slot else None):
+            await self.limiter.acquire()
+            acquired = True
+        if not acquired:
+            return _AttemptFailure(APITimeoutError(method=method, path=path, body_sent=False), None)
+        outcome: Response | _AttemptFailure | None = None
+        try:
+            remaining = budget - (time.monotonic() - started)
+            if remaining <= 0:
+                error = APITimeoutError(method=method, path=path, body_sent=False)
+                outcome = _AttemptFailure(error, None)
+            else:
+                outcome = await self._exchange(
+                    client, method, path, url, json=json, file=file, timeout=remaining, parse=parse
+                )
+            return outcome
+        finally:
+            self.limiter.release()
+            logger.debug(
+                "%s %s -> %s in %.3fs (attempt %d)",
+                method,
+                path,
+                _outcome_text(outcome),
+                time.monotonic() - started,
+                attempt + 1,
+            )
+
+    async def _exchange(
+        self,
+        client: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        url: URL,
+        *,
+        json: Any,
+        file: UploadFile | None,
+        timeout: float,
+        parse: bool,
     ) -> Response | _AttemptFailure:
         data: aiohttp.FormData | None = None
         if file is not None:
@@ -209,47 +322,69 @@ class Transport:
                 "file", file.data, filename=file.filename, content_type=file.content_type
             )
         client_timeout = aiohttp.ClientTimeout(
-            total=self._timeout if timeout is None else timeout,
-            sock_connect=self._connect_timeout,
+            total=timeout, sock_connect=min(self._connect_timeout, timeout)
         )
-        started = time.monotonic()
-        status: int | str = "-"
         try:
-            async with self.limiter:
-                try:
-                    async with client.request(
-                        method,
-                        url,
-                        headers=self._headers(None),
-                        json=json,
-                        data=data,
-                        timeout=client_timeout,
-                    ) as resp:
-                        status = resp.status
-                        body = await resp.read()
-                        headers: Mapping[str, str] = resp.headers
-                except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
-                    # The connection was never made, so the body was never sent.
-                    status = type(exc).__name__
-                    return _AttemptFailure(_connection_error(exc, method, path, sent=False), None)
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    status = type(exc).__name__
-                    return _AttemptFailure(_connection_error(exc, method, path, sent=True), None)
-        finally:
-            logger.debug(
-                "%s %s -> %s in %.3fs (attempt %d)",
+            async with client.request(
                 method,
-                path,
-                status,
-                time.monotonic() - started,
-                attempt + 1,
+                url,
+                headers=self._headers(None),
+                json=json,
+                data=data,
+                timeout=client_timeout,
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                headers: Mapping[str, str] = resp.headers
+                body = await self._read(resp)
+        except _TooLarge:
+            error = APIResponseValidationError(
+                f"response body larger than max_response_bytes ({self.max_response_bytes})",
+                method=method,
+                path=path,
+                status_code=status,
+                body=None,
             )
+            return _AttemptFailure(error, None)
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            # The connection was never made, so the body was never sent.
+            return _AttemptFailure(_connection_error(exc, method, path, sent=False), None)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return _AttemptFailure(_connection_error(exc, method, path, sent=True), None)
         try:
-            payload = decipher(method, path, resp.status, headers, body)
+            payload = decipher(method, path, status, headers, body, secret=self._key, parse=parse)
         except APIStatusError as exc:
             retry_after = parse_retry_after(headers.get("Retry-After"))
             return _AttemptFailure(exc, retry_after)
-        return Response(status=resp.status, payload=payload, attempts=attempt + 1)
+        except APIResponseValidationError as exc:
+            return _AttemptFailure(exc, None)
+        return Response(status=status, payload=payload, attempts=1)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, decompressed, read in chunks and refused past ``max_response_bytes``."""
+        limit = self.max_response_bytes
+        declared = resp.content_length
+        if declared is not None and declared > limit and not resp.headers.get("Content-Encoding"):
+            raise _TooLarge
+        body = bytearray()
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise _TooLarge
+        return bytes(body)
+
+
+def _outcome_text(outcome: Response | _AttemptFailure | None) -> str:
+    """What an attempt came to, for the log line: a status, or the kind of failure."""
+    if outcome is None:
+        return "cancelled"
+    if isinstance(outcome, Response):
+        return str(outcome.status)
+    error = outcome.error
+    if isinstance(error, APIStatusError | APIResponseValidationError):
+        return str(error.status_code)
+    cause = error.__cause__
+    return type(cause if cause is not None else error).__name__
 
 
 def _connection_error(
@@ -263,4 +398,52 @@ def _connection_error(
             f"Connection error: {type(exc).__name__}", method=method, path=path, body_sent=sent
         )
     error.__cause__ = exc
+    return error
+
+
+def _without_headers(exc: BaseException) -> BaseException:
+    """``exc`` itself, or a copy of an aiohttp error without the request headers it holds."""
+    info = getattr(exc, "request_info", None)
+    if not isinstance(info, aiohttp.RequestInfo):
+        return exc
+    headers = CIMultiDict(info.headers)
+    headers.popall("Authorization", None)
+    clean_info = aiohttp.RequestInfo(
+        info.url, info.method, CIMultiDictProxy(headers), info.real_url
+    )
+    clean = copy.copy(exc)
+    clean.request_info = clean_info  # type: ignore[attr-defined]
+    if hasattr(clean, "history"):
+        clean.history = ()  # earlier responses' requests hold it too
+    # The constructor's arguments are kept in .args (and shown by repr) as well.
+    clean.args = tuple(
+        clean_info if arg is info else () if isinstance(arg, tuple) and arg else arg
+        for arg in exc.args
+    )
+    clean.__traceback__ = None  # its frames hold the headers as local variables
+    return clean
+
+
+def _scrubbed(error: DialNexaError) -> DialNexaError:
+    """``error`` with no aiohttp exception in its chain that holds the request's headers.
+
+    Each one is replaced by a copy of the same type and message without them (and without the
+    frames of its traceback), so ``error.__cause__``/``__context__`` keep saying what happened
+    but never lead to ``Authorization: Bearer <key>``.
+    """
+    current: BaseException = error
+    seen: set[int] = set()
+    while id(current) not in seen:
+        seen.add(id(current))
+        cause, context = current.__cause__, current.__context__
+        if cause is not None:
+            current.__cause__ = _without_headers(cause)
+        if context is not None:
+            current.__context__ = (
+                current.__cause__ if context is cause else _without_headers(context)
+            )
+        following = current.__cause__ or current.__context__
+        if following is None:
+            break
+        current = following
     return error

@@ -4,9 +4,18 @@ for a wrong value, each naming the argument."""
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 
-__all__ = ["MAX_PAGE_SIZE", "MAX_TITLE_LENGTH", "check_choice", "check_id", "check_int_range"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "MAX_TITLE_LENGTH",
+    "check_choice",
+    "check_id",
+    "check_int_range",
+    "check_seconds",
+    "check_timeout",
+]
 
 MAX_PAGE_SIZE = 100
 MAX_TITLE_LENGTH = 100
@@ -57,3 +66,18 @@ def check_optional_str(value: object, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
     return value
+
+
+def check_seconds(value: object, name: str) -> float:
+    """A finite, positive number of seconds (``0``, negatives, ``nan`` and ``inf`` are refused:
+    each would silently turn a timeout off or overflow the event loop's clock)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def check_timeout(value: object, name: str = "timeout") -> float | None:
+    """A per-call timeout: ``None`` (the session's) or :func:`check_seconds`."""
+    return None if value is None else check_seconds(value, name)

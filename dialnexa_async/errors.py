@@ -9,7 +9,8 @@
     ├── PaginationError               the server paged inconsistently (e.g. ignored ``page``)
     ├── EnrollmentError               an enrolment had failed uploads or ones of unknown outcome
     ├── SourceValidationError         (also a ValueError) enrolment rows refused before sending
-    └── APIStatusError                the server answered with a 4xx/5xx status
+    └── APIStatusError                the server answered with a 3xx/4xx/5xx status
+        ├── RedirectError             3xx (``.location``): redirects are never followed
         ├── BadRequestError           400 (``.errors``: row-level enrolment errors)
         ├── AuthenticationError       401
         ├── PermissionDeniedError     403
@@ -47,6 +48,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedirectError",
     "SourceValidationError",
     "UnprocessableEntityError",
 ]
@@ -147,6 +149,39 @@ class APIStatusError(_RequestError):
     def __str__(self) -> str:
         rid = f", request id {self.request_id}" if self.request_id else ""
         return f"{self.status_code} {self.message} ({self.method} {self.path}{rid})"
+
+
+class RedirectError(APIStatusError):
+    """3xx: the server answered with a redirect, which the SDK never follows.
+
+    Following one would re-send the request, its key and its body (an enrolment file holds
+    names and phone numbers) to wherever the server points, or turn a POST into a GET whose
+    answer would pass for the POST's. The request was sent once and is not retried.
+
+    Attributes:
+        location: The ``Location`` the server pointed to, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        body: object = None,
+        request_id: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status_code=status_code,
+            body=body,
+            request_id=request_id,
+        )
+        self.location = location
 
 
 class BadRequestError(APIStatusError):
@@ -251,14 +286,25 @@ class EnrollmentError(DialNexaError):
 
 
 class SourceValidationError(DialNexaError, ValueError):
-    """Enrolment rows that cannot be sent; raised before anything is sent.
+    """An enrolment source that cannot be sent; raised before anything is sent.
+
+    Raised for a file that cannot be read (not a workbook, a zip bomb, a sheet beyond the
+    workbook limits, text in another encoding), for a header without ``phone_number`` or with a
+    repeated column, and for rows that cannot be sent.
 
     Attributes:
         problems: One :class:`~dialnexa_async.models.RowError` per reason, with the source's row
-            numbers (the header is row 1).
+            numbers (the header is row 1); empty when the file as a whole was refused.
+        source: The file name, when the source is a file.
     """
 
-    def __init__(self, message: str, *, problems: Sequence[RowError]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: Sequence[RowError] = (),
+        source: str | None = None,
+    ) -> None:
         details = "; ".join(
             f"{p.message} (rows {', '.join(map(str, p.rows[:10]))}"
             f"{', …' if len(p.rows) > 10 else ''})"
@@ -266,6 +312,7 @@ class SourceValidationError(DialNexaError, ValueError):
         )
         super().__init__(f"{message}: {details}" if details else message)
         self.problems: list[RowError] = list(problems)
+        self.source = source
 
 
 _STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {

@@ -229,7 +229,10 @@ async def test_an_error_on_page_k_surfaces_after_pages_before_it() -> None:
 async def test_a_server_that_ignores_page_is_an_error_not_a_hang() -> None:
     async def always_page_one(request: web.Request) -> web.Response | None:
         if request.method == "GET" and request.query.get("page") not in (None, "1"):
-            raise web.HTTPFound(request.rel_url.update_query(page="1"))
+            leads = fake.store.workflows[fake.workflow_id or ""].leads
+            data, total = leads.page(0, 10, None)
+            meta = {"page": 1, "limit": 10, "total": total, "totalPages": 5}
+            return web.json_response({"data": data, "meta": meta})
         return None
 
     async with FakeDialNexa(leads=50, api_key=API_KEY, interceptor=always_page_one) as fake:

@@ -103,29 +103,6 @@ async def test_session_closed_while_iterators_run_leaves_nothing_behind() -> Non
                 await stream.aclose()  # type: ignore[attr-defined]
 
 
-async def test_authorization_is_not_sent_on_a_redirect_to_another_host() -> None:
-    seen: list[str | None] = []
-
-    async with FakeDialNexa(api_key=API_KEY) as other:
-
-        def record(request: web.Request) -> web.Response:
-            seen.append(request.headers.get("Authorization"))
-            return web.json_response({"id": "lead_1"})
-
-        other.interceptor = record
-
-        def redirect(request: web.Request) -> web.Response | None:
-            raise web.HTTPFound(f"{other.url}/campaigns-leads/lead_1")
-
-        async with FakeDialNexa(api_key=API_KEY, interceptor=redirect) as first:
-            async with AsyncDialNexa(API_KEY, base_url=first.url) as dn:
-                with pytest.raises(AuthenticationError):
-                    await dn.campaign_leads.get("lead_1")
-    # The other server refused it (401) because the key did not follow the redirect.
-    assert other.stats.requests == 1
-    assert seen == []
-
-
 async def test_the_key_appears_in_no_log_repr_or_error(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []

@@ -6,7 +6,7 @@ from typing import Any
 
 from .._pagination import PageFetch
 from .._transport import Transport
-from .._validate import check_int_range
+from .._validate import check_int_range, check_timeout
 
 __all__ = ["effective_concurrency", "page_fetcher"]
 
@@ -27,6 +27,7 @@ def page_fetcher(
     timeout: float | None,
 ) -> PageFetch:
     """Fetches page ``number`` of the list at ``path``: its parsed JSON and the attempts taken."""
+    check_timeout(timeout)
 
     async def fetch(number: int) -> tuple[Any, int]:
         response = await transport.request(

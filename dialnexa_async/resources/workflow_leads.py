@@ -19,7 +19,7 @@ from .._convert import VariableKeys, decode, decode_page
 from .._pagination import ManyPagedIterator, PagedIterator
 from .._transport import Transport, UploadFile, encode_path
 from .._upload import Chunk, DuplicatePolicy, Source, map_row_errors, open_source, plan_chunks
-from .._validate import MAX_PAGE_SIZE, check_id, check_int_range
+from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_timeout
 from ..errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -29,6 +29,7 @@ from ..errors import (
     EnrollmentError,
     NotFoundError,
     PermissionDeniedError,
+    RedirectError,
     UnprocessableEntityError,
 )
 from ..models import (
@@ -47,7 +48,7 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
 DEFAULT_CHUNK_SIZE = 1000
 MAX_CHUNK_SIZE = 1_000_000
 # Errors that would fail every further upload the same way: stop sending.
-_FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError)
+_FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError, RedirectError)
 
 ProgressCallback = Callable[[int, int | None], object]
 
@@ -392,6 +393,7 @@ class WorkflowLeads:
         """
         check_id(workflow_id, "workflow_id")
         check_int_range(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
+        check_timeout(timeout)
         if on_duplicate not in ("error", "skip", "keep"):
             raise ValueError(
                 f"on_duplicate must be 'error', 'skip' or 'keep', not {on_duplicate!r}"

@@ -9,14 +9,16 @@
         async with AsyncDialNexa(fake.api_key, base_url=fake.url) as dn:
             leads = await dn.workflows.leads.list(fake.workflow_id).collect()
 
-``Faults`` makes it misbehave on purpose (errors, dropped connections, slow answers).
+``Faults`` makes it misbehave on purpose (errors, dropped connections, slow answers), and
+``Hostile`` makes it answer as a hostile or broken server would (redirects, oversize and
+gzip-bomb bodies, deeply nested JSON, an echoed key, cycling pages, inconsistent ``meta``).
 
 With pytest, the plugin (registered automatically on install) gives the fixtures
 ``dialnexa_fake_server`` (a running :class:`FakeDialNexa` with 250 leads) and ``dialnexa_client``
 (an :class:`~dialnexa_async.AsyncDialNexa` pointed at it).
 """
 
-from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Faults, Interceptor
+from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Faults, Hostile, Interceptor
 from ._store import FakeStore
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     "FakeServerStats",
     "FakeStore",
     "Faults",
+    "Hostile",
     "Interceptor",
 ]

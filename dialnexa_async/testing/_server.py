@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 import random
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,7 +27,7 @@ from ._store import (
     parse_upload,
 )
 
-__all__ = ["FakeDialNexa", "FakeServerStats", "Faults", "Interceptor"]
+__all__ = ["FakeDialNexa", "FakeServerStats", "Faults", "Hostile", "Interceptor"]
 
 DEFAULT_API_KEY = "dnx_test_key"
 MAX_LIMIT = 100
@@ -73,6 +74,49 @@ class Faults:
     kinds: tuple[str, ...] = ("500", "502", "503", "429", "drop", "slow")
     slow_seconds: float = 2.0
     retry_after: str = "0"
+
+
+@attrs.frozen(kw_only=True)
+class Hostile:
+    """Answers of a hostile or broken server, to test code against them (all off by default).
+
+    Attributes:
+        redirect_to: Answer every authenticated request with a redirect to this URL.
+        redirect_status: The redirect's status (301, 302, 303, 307 or 308).
+        oversize_bytes: Answer every authenticated request with a 200 JSON body of this many
+            bytes, streamed.
+        gzip_bomb_bytes: Answer every authenticated request with a small gzip body that
+            inflates to this many bytes.
+        deep_json: Answer every authenticated request with a 400 whose JSON body nests this
+            many arrays deep.
+        echo_key: Answer every authenticated request with a 401 whose message repeats the
+            ``Authorization`` header it was sent.
+        cycle_pages: Lead pages past this number repeat pages ``1..cycle_pages`` in turn.
+        meta: Values that replace those of every lead page's ``meta`` (e.g. ``{"totalPages":
+            1}`` with a ``total`` that says more, or a huge ``totalPages``).
+    """
+
+    redirect_to: str | None = None
+    redirect_status: int = 307
+    oversize_bytes: int | None = None
+    gzip_bomb_bytes: int | None = None
+    deep_json: int | None = None
+    echo_key: bool = False
+    cycle_pages: int | None = None
+    meta: dict[str, int] | None = None
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    """A gzip stream of ``size`` zero bytes, built without holding them."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1024 * 1024)
+    parts = []
+    left = size
+    while left > 0:
+        parts.append(packer.compress(block[: min(left, len(block))]))
+        left -= len(block)
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 @attrs.define
@@ -161,6 +205,7 @@ class FakeDialNexa:
         interceptor: Called with each authenticated request before its handler; a response it
             returns (sync or async) is sent instead, to inject faults in tests.
         faults: Random faults to inject (:class:`Faults`).
+        hostile: Hostile answers to give (:class:`Hostile`); may be changed while it runs.
         clock: What "now" is for the store (tests pass a fixed clock).
     """
 
@@ -174,9 +219,12 @@ class FakeDialNexa:
         port: int = 0,
         interceptor: Interceptor | None = None,
         faults: Faults | None = None,
+        hostile: Hostile | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.hostile = hostile or Hostile()
+        self._bombs: dict[int, bytes] = {}
         self.latency = latency
         self.interceptor = interceptor
         self.faults = faults or Faults()
@@ -264,6 +312,9 @@ class FakeDialNexa:
             await asyncio.sleep(self.latency)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "API key is missing or invalid", "Unauthorized")
+        hostile = await self._hostile_answer(request)
+        if hostile is not None:
+            return hostile
         if self.interceptor is not None:
             injected = self.interceptor(request)
             if inspect.isawaitable(injected):
@@ -275,6 +326,42 @@ class FakeDialNexa:
             return await self._inject(fault, request, handler)
         response: web.StreamResponse = await handler(request)
         return response
+
+    async def _hostile_answer(self, request: web.Request) -> web.StreamResponse | None:
+        hostile = self.hostile
+        if hostile.redirect_to is not None:
+            return web.Response(
+                status=hostile.redirect_status, headers={"Location": hostile.redirect_to}
+            )
+        if hostile.echo_key:
+            presented = request.headers.get("Authorization", "")
+            return _error(401, f"the key in {presented!r} may not do this", "Unauthorized")
+        if hostile.deep_json is not None:
+            depth = hostile.deep_json
+            body = b"[" * depth + b"]" * depth
+            return web.Response(body=body, status=400, content_type="application/json")
+        if hostile.gzip_bomb_bytes is not None:
+            size = hostile.gzip_bomb_bytes
+            if size not in self._bombs:
+                self._bombs[size] = await asyncio.to_thread(_gzip_of_zeros, size)
+            return web.Response(
+                body=self._bombs[size],
+                content_type="application/json",
+                headers={"Content-Encoding": "gzip"},
+            )
+        if hostile.oversize_bytes is not None:
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            block = b" " * (256 * 1024)
+            left = hostile.oversize_bytes
+            try:
+                while left > 0:
+                    await response.write(block[: min(left, len(block))])
+                    left -= len(block)
+            except (ConnectionResetError, RuntimeError):
+                pass  # the client hung up, as a careful client does
+            return response
+        return None
 
     def _pick_fault(self) -> str | None:
         faults = self.faults
@@ -399,15 +486,19 @@ class FakeDialNexa:
         if limit is None or not 1 <= limit <= MAX_LIMIT:
             return _bad_request(f"limit must be between 1 and {MAX_LIMIT}")
         status = request.query.get("status")
+        cycle = self.hostile.cycle_pages
+        if cycle is not None and page > cycle:
+            page = (page - 1) % cycle + 1
         # Answers are cached until the list changes, so that a benchmark measures the client,
         # not this server building the same page again.
-        key = (workflow.id, workflow.leads.version, page, limit, status)
+        key = (workflow.id, workflow.leads.version, page, limit, status, str(self.hostile.meta))
         body = self._pages.get(key)
         if body is None:
             start = (page - 1) * limit
             data, total = workflow.leads.page(start, start + limit, status)
             pages = math.ceil(total / limit)
             meta = {"page": page, "limit": limit, "total": total, "totalPages": pages}
+            meta.update(self.hostile.meta or {})
             body = self._pages[key] = _dumps({"data": data, "meta": meta})
             if len(self._pages) > _PAGE_CACHE_SIZE:
                 self._pages.popitem(last=False)
