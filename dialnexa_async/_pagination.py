@@ -15,10 +15,22 @@ which runs on ``break`` (when the abandoned generator is finalised), on an excep
 cancellation in the caller's loop, on ``async with`` exit and when the session closes. The
 session-wide cap on concurrent requests is an :class:`anyio.CapacityLimiter` in the transport.
 
+The plan: the scan runs to the larger of the server's ``totalPages`` and ``ceil(total /
+limit)``, growing when a later page says the list grew, and it ends early on a short or empty
+page. Once a server's two counts disagree, neither is trusted to end the scan: it goes on past
+a full last page until a short or empty one. ``max_pages`` caps it.
+
 Drift: offset pages shift when leads are added or removed during a scan. An insertion ahead of
 the scan position shows up as leads repeated across a page boundary; those are dropped by id,
-remembering only the ids of the last :data:`DEDUPE_LOOKBACK_PAGES` pages (so memory stays flat).
-A removal can make a lead skip past the scan; no offset pager can see that.
+remembering the ids of the last ``2 * window`` pages: every page that can be in flight, plus as
+many again for the shift that one window's worth of insertions causes (memory stays flat: at
+most ``4 * concurrency * limit`` ids). A removal can make a lead skip past the scan; no offset
+pager can see that.
+
+A server that answers with pages made entirely of leads already seen (one that cycles through a
+few pages while claiming many) is stopped: after :func:`max_repeated_pages` such pages in a row
+(more than any drift within the de-duplication window produces) the scan raises
+:class:`PaginationError` instead of requesting pages forever.
 """
 
 from __future__ import annotations
@@ -45,6 +57,8 @@ __all__ = [
     "PaginationStats",
     "RecentIds",
     "is_last_page",
+    "max_repeated_pages",
+    "planned_pages",
     "total_pages_for",
     "window_for",
 ]
@@ -71,36 +85,63 @@ def window_for(concurrency: int) -> int:
     return 2 * concurrency
 
 
-def is_last_page(page: Page[Any], number: int, planned_last: int) -> bool:
-    """Whether the scan ends with page ``number``.
+def lookback_for(concurrency: int) -> int:
+    """How many pages' ids the de-duplication remembers: see the module docstring."""
+    return 2 * window_for(concurrency)
 
-    It ends on a short or empty page, when the counted items reach the server's ``total``, or
-    when the page is the last one the plan knows of.
-    """
+
+def max_repeated_pages(concurrency: int) -> int:
+    """Pages made only of ids already seen, in a row, before a scan is declared cycling."""
+    return max(DEDUPE_LOOKBACK_PAGES, window_for(concurrency)) + 1
+
+
+def planned_pages(page: Page[Any], limit: int) -> tuple[int, bool]:
+    """The pages a list has by this page's ``meta`` (the larger of its two counts, at least
+    1), and whether the two counts agree."""
+    meta = page.meta
+    by_total = total_pages_for(meta.total, meta.limit if meta.limit > 0 else limit)
+    return max(1, meta.total_pages, by_total), meta.total_pages == by_total
+
+
+def is_last_page(page: Page[Any], number: int, planned_last: int) -> bool:
+    """Whether the scan ends with page ``number``: a short or empty page, or the last page of
+    the plan (see :func:`planned_pages`)."""
     size = len(page.data)
-    limit = page.meta.limit
-    if size == 0 or size < limit:
-        return True
-    if page.meta.total <= (number - 1) * limit + size:
+    if size == 0 or size < page.meta.limit:
         return True
     return number >= planned_last
 
 
 class RecentIds:
-    """The ids of the last ``lookback`` pages, for dropping items repeated across a boundary."""
+    """The ids of the last ``lookback`` pages, for dropping items repeated across a boundary.
+
+    One count per id (how many remembered pages hold it) keeps each page's check at one lookup
+    per id, however long the look-back.
+    """
 
     def __init__(self, lookback: int = DEDUPE_LOOKBACK_PAGES) -> None:
-        self._pages: deque[set[Hashable]] = deque(maxlen=lookback)
+        self._lookback = lookback
+        self._pages: deque[set[Hashable]] = deque()
+        self._counts: dict[Hashable, int] = {}
 
     def filter(self, ids: Iterable[Hashable]) -> list[bool]:
         """For each id, whether to keep it; then remember this page's ids."""
-        recent = set().union(*self._pages)
+        counts = self._counts
         seen: set[Hashable] = set()
         keep = []
         for item_id in ids:
-            keep.append(item_id not in seen and item_id not in recent)
+            keep.append(item_id not in seen and item_id not in counts)
             seen.add(item_id)
+        for item_id in seen:
+            counts[item_id] = counts.get(item_id, 0) + 1
         self._pages.append(seen)
+        if len(self._pages) > self._lookback:
+            for item_id in self._pages.popleft():
+                left = counts[item_id] - 1
+                if left:
+                    counts[item_id] = left
+                else:
+                    del counts[item_id]
         return keep
 
 
@@ -140,6 +181,7 @@ class PagedIterator(Generic[T]):
         concurrency: int,
         key: Callable[[T], Hashable],
         dedupe: bool = True,
+        max_pages: int | None = None,
         describe: tuple[str, str] = ("GET", ""),
         registry: weakref.WeakSet[PagedIterator[object]] | None = None,
     ) -> None:
@@ -151,10 +193,12 @@ class PagedIterator(Generic[T]):
         self._window = window_for(concurrency)
         self._key = key
         self._dedupe = dedupe
+        self._max_pages = max_pages
         self._method, self._path = describe
         self._tasks: dict[int, asyncio.Task[tuple[Any, int]]] = {}
         self._next_page = 2
         self._last_page = 1
+        self._untrusted_counts = False
         self._consumed = 1  # the highest page number handed to the consumer
         self._in_flight = 0
         self._started = False
@@ -219,31 +263,52 @@ class PagedIterator(Generic[T]):
             raise RuntimeError("this paged iterator is closed")
         self._started = True
 
+    def _error(self, message: str) -> PaginationError:
+        return PaginationError(message, method=self._method, path=self._path)
+
     async def _page_stream(self) -> AsyncGenerator[Page[T], None]:
         self._start()
-        recent = RecentIds() if self._dedupe else None
+        recent = RecentIds(lookback_for(self._concurrency))
+        repeated_limit = max_repeated_pages(self._concurrency)
+        repeated = 0  # pages in a row made only of ids already seen
         previous_ids: list[Hashable] | None = None
         try:
             number = 1
             raw, attempts = await self._fetch(1)
             page = self._decode(raw, 1)
             self._count(attempts)
-            self._last_page = max(1, page.meta.total_pages)
+            self._plan(page)
             while True:
                 ids = [self._key(item) for item in page.data]
                 if previous_ids is not None and ids and ids == previous_ids:
-                    raise PaginationError(
+                    raise self._error(
                         f"page {number} repeats page {number - 1}: the server seems to ignore "
-                        "the page parameter",
-                        method=self._method,
-                        path=self._path,
+                        "the page parameter"
                     )
                 previous_ids = ids
                 # Judged on the page as sent, before duplicates are dropped.
                 done = is_last_page(page, number, self._last_page)
-                if recent is not None:
-                    page = self._drop_duplicates(page, ids, recent)
+                if done and self._untrusted_counts and len(page.data) >= page.meta.limit:
+                    done = False
+                    self._last_page = number + 1
+                keep = recent.filter(ids)
+                if ids and not any(keep):
+                    repeated += 1
+                    if repeated >= repeated_limit:
+                        raise self._error(
+                            f"{repeated} pages in a row (up to page {number}) held only leads "
+                            "already seen: the server seems to cycle through its pages"
+                        )
+                else:
+                    repeated = 0
+                if self._dedupe:
+                    page = self._drop_duplicates(page, keep)
                 if not done:
+                    if self._max_pages is not None and number >= self._max_pages:
+                        raise self._error(
+                            f"the list has more than max_pages={self._max_pages} pages "
+                            f"(the server plans {self._last_page})"
+                        )
                     self._consumed = number
                     self._fill()
                 yield page
@@ -254,8 +319,7 @@ class PagedIterator(Generic[T]):
         finally:
             await self.aclose()
 
-    def _drop_duplicates(self, page: Page[T], ids: list[Hashable], recent: RecentIds) -> Page[T]:
-        keep = recent.filter(ids)
+    def _drop_duplicates(self, page: Page[T], keep: list[bool]) -> Page[T]:
         dropped = keep.count(False)
         if not dropped:
             return page
@@ -283,8 +347,13 @@ class PagedIterator(Generic[T]):
         # goes out as soon as a response is read, and decoding overlaps the network wait.
         page = self._decode(raw, number)
         self._count(attempts)
-        self._last_page = max(self._last_page, page.meta.total_pages)
+        self._plan(page)
         return page
+
+    def _plan(self, page: Page[T]) -> None:
+        pages, agree = planned_pages(page, page.meta.limit)
+        self._last_page = max(self._last_page, pages)
+        self._untrusted_counts = self._untrusted_counts or not agree
 
     def _fetched(self, _: object) -> None:
         self._in_flight -= 1
@@ -294,8 +363,11 @@ class PagedIterator(Generic[T]):
         """Start page requests while there is room: in flight < concurrency, ahead < window."""
         if self._closed:
             return
+        last = self._last_page
+        if self._max_pages is not None:
+            last = min(last, self._max_pages)
         while (
-            self._next_page <= self._last_page
+            self._next_page <= last
             and self._in_flight < self._concurrency
             and self._next_page - self._consumed <= self._window
         ):

@@ -22,6 +22,7 @@ from dialnexa_async import (
     AuthenticationError,
     BadRequestError,
     InternalServerError,
+    PaginationError,
     RateLimitError,
     RedirectError,
 )
@@ -268,3 +269,62 @@ async def test_a_dropped_connection_is_resent_only_by_the_retry_budget() -> None
             with pytest.raises(APIConnectionError):
                 await dn.workflows.leads.remove("wf_1", "x")
     assert requests == 6  # 3 attempts each, not 6 each
+
+
+# -- [E] pagination that never ends or silently stops ------------------------------------------
+
+
+async def test_a_server_cycling_through_two_pages_is_stopped() -> None:
+    cycling = Hostile(cycle_pages=2, meta={"totalPages": 1_000_000, "total": 100_000_000})
+    async with FakeDialNexa(leads=1000, api_key=API_KEY, hostile=cycling) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=8) as dn:
+            with pytest.raises(PaginationError, match="cycle"):
+                async for _ in dn.workflows.leads.list(fake.workflow_id or ""):
+                    pass
+    assert fake.stats.requests < 60
+
+
+@pytest.mark.parametrize(
+    "meta", [{"totalPages": 1}, {"total": 100}, {"totalPages": 1, "total": 150}]
+)
+async def test_disagreeing_counts_never_cut_a_scan_short(meta: dict[str, int]) -> None:
+    async with FakeDialNexa(leads=300, api_key=API_KEY, hostile=Hostile(meta=meta)) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            leads = await dn.workflows.leads.list(fake.workflow_id or "").collect()
+    assert len(leads) == 300
+    assert len({lead.id for lead in leads}) == 300
+
+
+async def test_many_leads_inserted_mid_scan_are_not_yielded_twice() -> None:
+    inserted = False
+
+    def insert_500(request: web.Request) -> None:
+        nonlocal inserted
+        if request.query.get("page") == "10" and not inserted:
+            inserted = True
+            workflow = fake.store.workflows[fake.workflow_id or ""]
+            for i in range(500):
+                fake.store.add_lead(workflow, f"+9190{i:08d}", front=True)
+
+    async with FakeDialNexa(leads=5000, api_key=API_KEY, interceptor=insert_500) as fake:
+        original = [lead["id"] for lead in fake.store.workflows[fake.workflow_id or ""].leads]
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=8) as dn:
+            iterator = dn.workflows.leads.list(fake.workflow_id or "")
+            ids = [lead.id async for lead in iterator]
+    assert inserted
+    assert len(ids) == len(set(ids))  # no lead twice
+    assert set(original) <= set(ids)  # an insertion ahead only shifts leads forward
+    assert iterator.stats.duplicates_dropped >= 500
+
+
+async def test_max_pages_guards_a_scan() -> None:
+    async with FakeDialNexa(leads=500, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            iterator = dn.workflows.leads.list(fake.workflow_id or "", page_size=10, max_pages=5)
+            with pytest.raises(PaginationError, match="max_pages=5"):
+                await iterator.collect()
+            assert (
+                len(await dn.workflows.leads.list(fake.workflow_id or "", max_pages=5).collect())
+                == 500
+            )
+    assert fake.stats.by_route["GET /v1/workflows/{workflow_id}/leads"] <= 5 + 5

@@ -120,6 +120,7 @@ class WorkflowLeads:
         max_concurrency: int | None = None,
         dedupe: bool = True,
         timeout: float | None = None,
+        max_pages: int | None = None,
     ) -> PagedIterator[WorkflowLead]:
         """Every lead of a workflow, in the server's order, fetched concurrently.
 
@@ -133,7 +134,9 @@ class WorkflowLeads:
             page_size: Leads per request, 1..100 (the API's cap).
             max_concurrency: Page requests in flight at once; at most the session's cap.
             dedupe: Drop leads repeated across page boundaries when the list shifts mid-scan.
-            timeout: Per-request total timeout, in seconds.
+            timeout: A deadline for each page's fetch, retries included, in seconds.
+            max_pages: Refuse to read more than this many pages: the scan raises
+                :class:`PaginationError` when the list has more.
 
         Returns:
             A :class:`PagedIterator`: ``async for lead in it``, ``it.pages()``,
@@ -141,9 +144,13 @@ class WorkflowLeads:
 
         Raises:
             ValueError: ``page_size`` or ``max_concurrency`` out of range (nothing is sent).
+            PaginationError: While iterating: the server pages inconsistently (ignores
+                ``page``, cycles through pages), or the list passes ``max_pages``.
         """
         check_id(workflow_id, "workflow_id")
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
+        if max_pages is not None:
+            check_int_range(max_pages, "max_pages", 1)
         concurrency = effective_concurrency(self._transport, max_concurrency)
         path = encode_path("workflows", workflow_id, "leads")
         params = _status_param(status)
@@ -153,6 +160,7 @@ class WorkflowLeads:
             concurrency=concurrency,
             key=lambda lead: lead.id,
             dedupe=dedupe,
+            max_pages=max_pages,
             describe=("GET", path),
             registry=self._iterators,
         )
