@@ -9,9 +9,11 @@
             print(lead.id, lead.status)
 """
 
+from ._journal import JournalSummary, read_journal
 from ._pagination import ManyPagedIterator, PagedIterator, PaginationStats
 from ._session import AsyncDialNexa
 from ._version import __version__
+from ._workbook import WorkbookLimits
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -41,6 +43,7 @@ from .models import (
     Page,
     PageMeta,
     RowError,
+    SkippedRow,
     UploadFailure,
     Workflow,
     WorkflowAction,
@@ -63,6 +66,7 @@ __all__ = [
     "EnrollmentError",
     "EnrollmentResult",
     "InternalServerError",
+    "JournalSummary",
     "LeadHistory",
     "LeadHistoryStep",
     "LeadStatus",
@@ -77,12 +81,15 @@ __all__ = [
     "RateLimitError",
     "RedirectError",
     "RowError",
+    "SkippedRow",
     "SourceValidationError",
     "UnprocessableEntityError",
     "UploadFailure",
+    "WorkbookLimits",
     "Workflow",
     "WorkflowAction",
     "WorkflowLead",
     "WorkflowStatus",
     "__version__",
+    "read_journal",
 ]

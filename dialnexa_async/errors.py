@@ -268,19 +268,30 @@ class InternalServerError(APIStatusError):
 
 
 class EnrollmentError(DialNexaError):
-    """Raised by ``enroll(..., raise_on_error=True)`` when any upload failed or is unknown.
+    """An enrolment that did not fully go through, with everything it did.
+
+    Raised by ``enroll(..., raise_on_error=True)`` when any upload failed or is unknown, and by
+    every ``enroll`` that had to stop early for a reason outside the API: an ``on_progress``
+    callback that raised, a journal that could not be written, the session closed under it.
+    Then the cause is the ``__cause__``, uploads in flight were let finish, and rows not sent
+    are in ``result.failed``.
 
     Attributes:
         result: The full :class:`~dialnexa_async.models.EnrollmentResult`: what was enrolled,
             and every failed or unknown upload with its rows and row errors.
     """
 
-    def __init__(self, result: EnrollmentResult) -> None:
+    def __init__(self, result: EnrollmentResult, *, reason: str | None = None) -> None:
         failed = len(result.failed)
         unknown = len(result.unknown)
-        super().__init__(
-            f"enrolment incomplete: {result.leads_enrolled} leads enrolled, "
+        summary = (
+            f"{result.leads_enrolled} leads enrolled, "
             f"{failed} upload(s) failed, {unknown} upload(s) with unknown outcome"
+        )
+        super().__init__(
+            f"enrolment stopped ({reason}): {summary}"
+            if reason
+            else f"enrolment incomplete: {summary}"
         )
         self.result = result
 

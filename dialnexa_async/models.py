@@ -24,6 +24,7 @@ __all__ = [
     "Page",
     "PageMeta",
     "RowError",
+    "SkippedRow",
     "UploadFailure",
     "Workflow",
     "WorkflowAction",
@@ -228,26 +229,61 @@ class UploadFailure:
     error: Exception
 
 
+SkipReason = Literal["already_enrolled", "already_in_workflow", "duplicate_in_source"]
+
+
+@attrs.frozen(kw_only=True)
+class SkippedRow:
+    """A row of the source that was deliberately not sent.
+
+    Attributes:
+        row_number: Its number in the caller's source (header = row 1).
+        phone_number: Its phone number.
+        reason: ``"already_enrolled"`` (the journal records it as enrolled by an earlier run),
+            ``"already_in_workflow"`` (``skip_existing=True`` found the number among the
+            workflow's leads) or ``"duplicate_in_source"`` (``on_duplicate="skip"``: an earlier
+            row has the same number).
+    """
+
+    row_number: int
+    phone_number: str
+    reason: SkipReason
+
+
 @attrs.frozen(kw_only=True)
 class EnrollmentResult:
-    """What an enrolment did, upload by upload.
+    """What an enrolment did, upload by upload; every row of the source is in exactly one of
+    ``uploads``, ``failed``, ``unknown`` or ``skipped``.
 
     Attributes:
         leads_enrolled: The total enrolled across all accepted uploads.
         uploads: One :class:`Enrollment` per accepted upload, in source order.
         failed: Uploads refused by the server (or not sent), with their rows and row errors.
-        unknown: Uploads whose outcome is unknown, with their rows.
+        unknown: Uploads whose outcome is unknown, with their rows (including rows an earlier
+            run's journal records as sent without an answer: they are held back, not re-sent).
+        skipped: Rows deliberately not sent, each with its reason.
     """
 
     leads_enrolled: int
     uploads: list[Enrollment]
     failed: list[UploadFailure] = attrs.field(factory=list)
     unknown: list[UploadFailure] = attrs.field(factory=list)
+    skipped: list[SkippedRow] = attrs.field(factory=list)
 
     @property
     def ok(self) -> bool:
         """``True`` when every upload was accepted."""
         return not self.failed and not self.unknown
+
+    @property
+    def rows_skipped(self) -> int:
+        """How many rows were not sent (see ``skipped`` for each reason)."""
+        return len(self.skipped)
+
+    @property
+    def rows_already_enrolled(self) -> int:
+        """How many rows were skipped as already enrolled (by the journal or in the workflow)."""
+        return sum(1 for row in self.skipped if row.reason != "duplicate_in_source")
 
 
 @attrs.frozen(kw_only=True)

@@ -140,7 +140,7 @@ async def test_columns_colliding_after_trimming_are_refused() -> None:
 
 def test_empty_xlsx_path_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.xlsx").write_bytes(b"")
-    from dialnexa_async._upload import open_source
+    from dialnexa_async._sources import open_source
 
     with pytest.raises(ValueError, match="empty"):
         open_source(tmp_path / "empty.xlsx")

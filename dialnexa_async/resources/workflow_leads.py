@@ -4,53 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
 import attrs
 
+from .._concurrency import gather
 from .._convert import VariableKeys, decode, decode_page
+from .._enroll import ProgressCallback, run_enrollment
+from .._journal import Journal
 from .._pagination import ManyPagedIterator, PagedIterator
-from .._transport import Transport, UploadFile, encode_path
-from .._upload import Chunk, DuplicatePolicy, Source, map_row_errors, open_source, plan_chunks
+from .._sources import DuplicatePolicy, open_source
+from .._transport import Transport, encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_timeout
-from ..errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
-    EnrollmentError,
-    NotFoundError,
-    PermissionDeniedError,
-    RedirectError,
-    UnprocessableEntityError,
-)
-from ..models import (
-    Enrollment,
-    EnrollmentResult,
-    LeadHistory,
-    LeadStatus,
-    Page,
-    UploadFailure,
-    WorkflowLead,
-)
+from .._workbook import WorkbookLimits
+from ..errors import EnrollmentError, NotFoundError
+from ..models import EnrollmentResult, LeadHistory, LeadStatus, Page, WorkflowLead
 from ._common import effective_concurrency, page_fetcher
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
 
 DEFAULT_CHUNK_SIZE = 1000
 MAX_CHUNK_SIZE = 1_000_000
-# Errors that would fail every further upload the same way: stop sending.
-_FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError, RedirectError)
-
-ProgressCallback = Callable[[int, int | None], object]
 
 
 def _status_param(status: LeadStatus | str | None) -> dict[str, str]:
@@ -185,15 +168,15 @@ class WorkflowLeads:
         scanning the leads.
         """
         check_id(workflow_id, "workflow_id")
-        counts: dict[LeadStatus, int] = {}
-
-        async def count_one(status: LeadStatus) -> None:
-            counts[status] = await self.count(workflow_id, status=status, timeout=timeout)
-
-        async with anyio.create_task_group() as tg:
-            for status in LeadStatus:
-                tg.start_soon(count_one, status)
-        return {status: counts[status] for status in LeadStatus}
+        check_timeout(timeout)
+        statuses = list(LeadStatus)
+        counts = await gather(
+            [
+                partial(self.count, workflow_id, status=status, timeout=timeout)
+                for status in statuses
+            ]
+        )
+        return dict(zip(statuses, counts, strict=True))
 
     def list_many(
         self,
@@ -299,9 +282,11 @@ class WorkflowLeads:
     ) -> AsyncGenerator[tuple[WorkflowLead, datetime], None]:
         cutoff = (now or datetime.now(UTC)) - older_than
         window = 2 * concurrency
-        pending: deque[tuple[WorkflowLead, asyncio.Task[LeadHistory]]] = deque()
+        pending: deque[tuple[WorkflowLead, asyncio.Task[LeadHistory | None]]] = deque()
 
-        def judge(lead: WorkflowLead, history: LeadHistory) -> datetime | None:
+        def judge(lead: WorkflowLead, history: LeadHistory | None) -> datetime | None:
+            if history is None:
+                return None  # removed between the scan and its history request
             current = history.steps[-1] if history.steps else None
             if current is not None and current.ended_at is not None:
                 return None  # it finished its step after the scan saw it
@@ -316,7 +301,8 @@ class WorkflowLeads:
                     if lead.status != LeadStatus.IN_PROGRESS:
                         continue
                     task = asyncio.create_task(
-                        self.history(workflow_id, lead.id), name=f"dialnexa-history-{lead.id}"
+                        self._history_if_any(workflow_id, lead.id),
+                        name=f"dialnexa-history-{lead.id}",
                     )
                     pending.append((lead, task))
                     while len(pending) >= window or (pending and pending[0][1].done()):
@@ -335,6 +321,12 @@ class WorkflowLeads:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _history_if_any(self, workflow_id: str, lead_id: str) -> LeadHistory | None:
+        try:
+            return await self.history(workflow_id, lead_id)
+        except NotFoundError:
+            return None
 
     # -- removing ---------------------------------------------------------------------------
 
@@ -357,6 +349,7 @@ class WorkflowLeads:
             idempotent=True,
             timeout=timeout,
             ok_after_retry=frozenset({404, 409}),
+            parse=False,  # any 2xx is a removal, whatever its body says (or fails to say)
         )
 
     # -- enrolling --------------------------------------------------------------------------
@@ -372,6 +365,10 @@ class WorkflowLeads:
         on_duplicate: DuplicatePolicy = "error",
         raise_on_error: bool = False,
         timeout: float | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        skip_existing: bool = False,
+        encoding: str | None = None,
+        workbook_limits: WorkbookLimits | None = None,
     ) -> EnrollmentResult:
         """Enrol leads from a file or from rows; every row is accounted for.
 
@@ -384,20 +381,39 @@ class WorkflowLeads:
                 held in memory while they are checked and sent.
             chunk_size: Rows per upload. A file of at most this many rows is sent as it is.
             max_concurrency: Uploads in flight at once; at most the session's cap.
-            on_progress: Called as ``on_progress(rows_done, rows_total)`` after each upload.
+            on_progress: Called as ``on_progress(rows_done, rows_to_send)`` after each upload.
+                If it raises, no further upload starts and :class:`EnrollmentError` (with the
+                result, the callback's exception as its cause) is raised once the uploads in
+                flight end.
             on_duplicate: A phone number seen on an earlier row: ``"error"`` (refuse the source),
                 ``"skip"`` (send the first only) or ``"keep"`` (send all).
             raise_on_error: Raise :class:`EnrollmentError` (carrying this result) when any
                 upload failed or has an unknown outcome.
-            timeout: Per-upload total timeout, in seconds.
+            timeout: A deadline for each upload, retries included, in seconds.
+            journal: A file (created if missing) that records each upload before it is sent and
+                its outcome as soon as it is known, flushed to disk each time. Run the same
+                enrolment again with the same journal and rows already enrolled are skipped,
+                failed ones are sent again, and rows whose outcome is unknown are held back
+                and reported (see the README's "Limits and safety").
+            skip_existing: First read the workflow's leads (a concurrent scan) and skip rows
+                whose phone number is already there: a re-run enrols nobody twice even without
+                a journal, and rows a journal holds as unknown are settled by what the
+                workflow holds.
+            encoding: A CSV file's text encoding (default UTF-8, with or without a BOM).
+            workbook_limits: Bounds an .xlsx must stay within (default
+                :class:`~dialnexa_async.WorkbookLimits`).
 
         Returns:
             An :class:`EnrollmentResult`; ``result.failed`` and ``result.unknown`` hold every
-            upload that did not go through, with its rows and row errors in your row numbers.
+            upload that did not go through, with its rows and row errors in your row numbers,
+            and ``result.skipped`` every row deliberately not sent.
 
         Raises:
-            SourceValidationError: Rows that cannot be sent (nothing is sent).
+            SourceValidationError: A source that cannot be read or rows that cannot be sent
+                (nothing is sent).
             ValueError, TypeError: A bad argument or source (nothing is sent).
+            EnrollmentError: The run stopped early for a reason outside the API (see
+                ``on_progress``), or ``raise_on_error`` and an upload did not go through.
         """
         check_id(workflow_id, "workflow_id")
         check_int_range(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
@@ -406,153 +422,67 @@ class WorkflowLeads:
             raise ValueError(
                 f"on_duplicate must be 'error', 'skip' or 'keep', not {on_duplicate!r}"
             )
+        if not isinstance(skip_existing, bool):
+            raise TypeError(f"skip_existing must be a bool, got {type(skip_existing).__name__}")
+        journal_path = _journal_path(journal)
         concurrency = effective_concurrency(self._transport, max_concurrency)
+        if self._transport.closed:
+            raise RuntimeError("this AsyncDialNexa is closed")
         if isinstance(source, AsyncIterable):
             # Rows from an async source are gathered first: the whole source is checked
             # before anything is sent.
             source = [row async for row in source]
-        src = open_source(source)
+        src = await anyio.to_thread.run_sync(
+            partial(open_source, source, encoding=encoding, workbook_limits=workbook_limits)
+        )
+        opened: Journal | None = None
         try:
-            return await self._enroll(
-                workflow_id,
+            if src.kind == "xls" and (journal_path is not None or skip_existing):
+                raise ValueError(
+                    "journal and skip_existing need rows the SDK can read: save the .xls as "
+                    ".xlsx or .csv"
+                )
+            existing = await self._phone_numbers(workflow_id) if skip_existing else None
+            if journal_path is not None:
+                opened = await anyio.to_thread.run_sync(
+                    Journal, journal_path, workflow_id, src.filename
+                )
+            result = await run_enrollment(
+                self._transport,
+                encode_path("workflows", workflow_id, "leads"),
                 src,
+                on_duplicate=on_duplicate,
                 chunk_size=chunk_size,
                 concurrency=concurrency,
                 on_progress=on_progress,
-                on_duplicate=on_duplicate,
-                raise_on_error=raise_on_error,
                 timeout=timeout,
+                journal=opened,
+                existing=existing,
             )
         finally:
+            if opened is not None:
+                opened.close()
             src.close()
-
-    async def _enroll(
-        self,
-        workflow_id: str,
-        src: Source,
-        *,
-        chunk_size: int,
-        concurrency: int,
-        on_progress: ProgressCallback | None,
-        on_duplicate: DuplicatePolicy,
-        raise_on_error: bool,
-        timeout: float | None,
-    ) -> EnrollmentResult:
-        # Reading and checking a big file takes a while: keep it off the event loop.
-        skip = await anyio.to_thread.run_sync(src.check, on_duplicate)
-        total = None if src.kind == "xls" else src.total_rows
-        run = _EnrollmentRun(
-            transport=self._transport,
-            path=encode_path("workflows", workflow_id, "leads"),
-            timeout=timeout,
-            total=total,
-            on_progress=on_progress,
-        )
-        chunks = plan_chunks(src, chunk_size, skip)
-        slots = anyio.Semaphore(concurrency)
-        async with anyio.create_task_group() as tg:
-            index = 0
-            while True:
-                await slots.acquire()
-                # A fatal answer (401/403/404) stops the reading of further chunks.
-                chunk = None if run.fatal else await anyio.to_thread.run_sync(next, chunks, None)
-                if chunk is None:
-                    slots.release()
-                    break
-                tg.start_soon(run.upload, index, chunk, slots)
-                index += 1
-        if run.fatal is not None:
-            # Never lose rows: what was not sent is reported with the error that stopped us.
-            while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
-                run.not_sent(index, chunk)
-                index += 1
-        result = run.result()
         if raise_on_error and not result.ok:
             raise EnrollmentError(result)
         return result
 
+    async def _phone_numbers(self, workflow_id: str) -> set[str]:
+        """The phone numbers of the workflow's leads (removed ones aside), from one scan."""
+        numbers: set[str] = set()
+        async with self.list(workflow_id) as leads:
+            async for lead in leads:
+                if lead.phone_number and lead.status != LeadStatus.REMOVED:
+                    numbers.add(lead.phone_number.strip())
+        return numbers
 
-@attrs.define
-class _EnrollmentRun:
-    """The state of one ``enroll`` call: outcomes by upload index."""
 
-    transport: Transport
-    path: str
-    timeout: float | None
-    total: int | None
-    on_progress: ProgressCallback | None
-    accepted: dict[int, Enrollment] = attrs.field(factory=dict)
-    failed: dict[int, UploadFailure] = attrs.field(factory=dict)
-    unknown: dict[int, UploadFailure] = attrs.field(factory=dict)
-    rows_done: int = 0
-    fatal: APIStatusError | None = None
-
-    async def upload(self, index: int, chunk: Chunk, slots: anyio.Semaphore) -> None:
-        try:
-            await self._upload(index, chunk)
-        finally:
-            slots.release()
-        self.rows_done += len(chunk.rows)
-        if self.on_progress is not None:
-            self.on_progress(self.rows_done, self.total)
-
-    async def _upload(self, index: int, chunk: Chunk) -> None:
-        file = UploadFile(chunk.filename, chunk.content_type, chunk.data)
-        try:
-            response = await self.transport.request(
-                "POST", self.path, file=file, idempotent=False, timeout=self.timeout
-            )
-            self.accepted[index] = decode(
-                response.payload, Enrollment, method="POST", path=self.path
-            )
-        except (BadRequestError, UnprocessableEntityError) as exc:
-            errors = exc.errors if isinstance(exc, BadRequestError) else []
-            self._fail(index, chunk, exc, map_row_errors(errors, chunk.row_numbers))
-        except _FATAL as exc:
-            self.fatal = exc
-            self._fail(index, chunk, exc)
-        except APIStatusError as exc:
-            # A 5xx may have been applied before the server failed; a 4xx was refused.
-            if exc.status_code >= 500:
-                self._unknown(index, chunk, exc)
-            else:
-                self._fail(index, chunk, exc)
-        except APIConnectionError as exc:
-            if exc.body_sent:
-                self._unknown(index, chunk, exc)
-            else:
-                self._fail(index, chunk, exc)
-        except APIResponseValidationError as exc:
-            # Accepted (2xx) but unreadable: how many leads it made is not known.
-            self._unknown(index, chunk, exc)
-
-    def _failure(
-        self, outcome: str, chunk: Chunk, exc: Exception, errors: list[Any] | None = None
-    ) -> UploadFailure:
-        return UploadFailure(
-            outcome=outcome,  # type: ignore[arg-type]
-            row_numbers=chunk.row_numbers,
-            rows=chunk.rows,
-            errors=errors or [],
-            error=exc,
-        )
-
-    def _fail(
-        self, index: int, chunk: Chunk, exc: Exception, errors: list[Any] | None = None
-    ) -> None:
-        self.failed[index] = self._failure("failed", chunk, exc, errors)
-
-    def _unknown(self, index: int, chunk: Chunk, exc: Exception) -> None:
-        self.unknown[index] = self._failure("unknown", chunk, exc)
-
-    def not_sent(self, index: int, chunk: Chunk) -> None:
-        self._fail(index, chunk, self.fatal or RuntimeError("upload not sent"))
-
-    def result(self) -> EnrollmentResult:
-        uploads = [self.accepted[i] for i in sorted(self.accepted)]
-        return EnrollmentResult(
-            leads_enrolled=sum(u.leads_enrolled for u in uploads),
-            uploads=uploads,
-            failed=[self.failed[i] for i in sorted(self.failed)],
-            unknown=[self.unknown[i] for i in sorted(self.unknown)],
-        )
+def _journal_path(journal: object) -> Path | None:
+    if journal is None:
+        return None
+    if not isinstance(journal, str | os.PathLike):
+        raise TypeError(f"journal must be a path, got {type(journal).__name__}")
+    path = Path(journal)
+    if path.is_dir():
+        raise ValueError(f"journal must be a file, not a directory: {path}")
+    return path

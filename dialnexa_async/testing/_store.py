@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .._upload import cell_text
+from .._sources import cell_text
 
 __all__ = [
     "FakeStore",

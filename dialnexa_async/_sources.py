@@ -3,29 +3,35 @@
 A source is a path to a ``.csv``/``.xlsx``/``.xls`` file, ``bytes``, a binary file object, or an
 iterable of rows (mappings, attrs instances or dataclasses). Every source is checked in full
 before anything is sent (a :class:`~dialnexa_async.errors.SourceValidationError` lists every
-problem with its row numbers). A CSV file on disk is read twice, row by row, so it is never held
-in memory whole; an .xlsx is parsed once, while it is checked, into a temporary CSV on disk that
-the uploads are then cut from. An .xls is sent as it is (there is no reader for it here). Row
-numbers are as a spreadsheet shows them: the header is row 1.
+problem with its row numbers, or names the file and why it cannot be read). A CSV file on disk
+is read twice, row by row, so it is never held in memory whole; an .xlsx is first checked
+against its :class:`~dialnexa_async._workbook.WorkbookLimits` (see ``_workbook``), then parsed
+once, while it is checked, into a temporary CSV on disk that the uploads are then cut from. An
+.xls is sent as it is (there is no reader for it here). Row numbers are as a spreadsheet shows
+them: the header is row 1.
 
-A source of at most ``chunk_size`` rows that came as a file is sent as that very file, unchanged;
-anything larger is cut into CSV uploads of ``chunk_size`` rows (the ``csv`` module, every value
-as text), each remembering which of the caller's rows it carries.
+A source of at most ``chunk_size`` rows that came as a UTF-8 CSV or an .xlsx is sent as that
+very file, unchanged, when its rows are numbered 2, 3, 4, ... without gaps (a blank line would
+leave the server's numbering and ours to disagree); anything else is cut into CSV uploads of
+``chunk_size`` rows (the ``csv`` module, every value as text), each remembering which of the
+caller's rows it carries.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
 
+from ._workbook import WorkbookLimits, check_workbook
 from .errors import SourceValidationError
 from .models import RowError
 
@@ -124,14 +130,20 @@ class Source:
         data: bytes | None = None,
         rows: list[Row] | None = None,
         header: list[str] | None = None,
+        encoding: str | None = None,
+        limits: WorkbookLimits | None = None,
     ) -> None:
         self.kind = kind
         self.filename = filename
         self._path = path
         self._data = data
         self._rows = rows
+        self._encoding = encoding or "utf-8-sig"
+        self._limits = limits or WorkbookLimits()
         self.header: list[str] = header or []
         self.total_rows = 0
+        # Whether the rows are numbered 2, 3, 4, ... with no blank record between them.
+        self.dense = True
         # An .xlsx is read once, while it is checked, into this CSV on disk; later passes
         # stream that instead of parsing the workbook again.
         self._spool: IO[str] | None = None
@@ -146,6 +158,19 @@ class Source:
     def content_type(self) -> str:
         return {"csv": CSV_TYPE, "xlsx": XLSX_TYPE, "xls": XLS_TYPE, "rows": CSV_TYPE}[self.kind]
 
+    @property
+    def sendable_as_is(self) -> bool:
+        """Whether the file itself can be uploaded: the server reads it as we number it."""
+        if self.kind == "xls":
+            return True
+        if self.kind == "rows" or not self.dense:
+            return False
+        return self.kind == "xlsx" or self._encoding.replace("_", "-").lower() in (
+            "utf-8",
+            "utf-8-sig",
+            "utf8",
+        )
+
     def raw_bytes(self) -> bytes:
         """The source file's bytes exactly as given (files only)."""
         if self._data is not None:
@@ -156,35 +181,55 @@ class Source:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _refuse(self, reason: str) -> SourceValidationError:
+        return SourceValidationError(
+            f"{self.filename!r} cannot be read: {reason}", source=self.filename
+        )
+
     def _records(self) -> Iterator[list[str]]:
-        """Header then records, as lists of text."""
-        if self.kind == "csv":
-            if self._path is not None:
-                with self._path.open(newline="", encoding="utf-8-sig") as handle:
-                    yield from csv.reader(handle)
+        """Header then records, as lists of text; a file that cannot be read is refused."""
+        try:
+            if self.kind == "csv":
+                yield from self._csv_records()
+            elif self.kind == "xlsx":
+                yield from self._xlsx_spooled()
+            else:  # pragma: no cover - rows are read by numbered_rows directly
+                raise RuntimeError(f"cannot read rows of a {self.kind} source")
+        except UnicodeDecodeError as exc:
+            raise self._refuse(
+                f"it is not {self._encoding} text (byte {exc.start}); pass encoding=... "
+                "(e.g. 'latin-1' or 'cp1252') for a file saved in another encoding"
+            ) from None
+        except csv.Error as exc:
+            raise self._refuse(f"it is not a readable CSV file ({exc})") from None
+
+    def _csv_records(self) -> Iterator[list[str]]:
+        if self._path is not None:
+            with self._path.open(newline="", encoding=self._encoding) as handle:
+                yield from csv.reader(handle)
+        else:
+            text = io.StringIO((self._data or b"").decode(self._encoding), newline="")
+            yield from csv.reader(text)
+
+    def _xlsx_spooled(self) -> Iterator[list[str]]:
+        if self._spool is not None:
+            self._spool.seek(0)
+            yield from csv.reader(self._spool)
+            return
+        check_workbook(self._path, self._data, self.filename, self._limits)
+        spool = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")  # noqa: SIM115
+        complete = False
+        try:
+            writer = csv.writer(spool)
+            for record in _guarded(_xlsx_records(self._path, self._data), self._refuse):
+                writer.writerow(record)
+                yield record
+            complete = True
+        finally:
+            if complete:
+                self._spool = spool
             else:
-                text = io.StringIO((self._data or b"").decode("utf-8-sig"), newline="")
-                yield from csv.reader(text)
-        elif self.kind == "xlsx":
-            if self._spool is not None:
-                self._spool.seek(0)
-                yield from csv.reader(self._spool)
-                return
-            spool = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")  # noqa: SIM115
-            complete = False
-            try:
-                writer = csv.writer(spool)
-                for record in _xlsx_records(self._path, self._data):
-                    writer.writerow(record)
-                    yield record
-                complete = True
-            finally:
-                if complete:
-                    self._spool = spool
-                else:
-                    spool.close()
-        else:  # pragma: no cover - rows are read by numbered_rows directly
-            raise RuntimeError(f"cannot read rows of a {self.kind} source")
+                spool.close()
 
     def _numbered(self, check_header: bool = False) -> Iterator[tuple[int, Row | None]]:
         """``(row number, row)``; ``None`` for a record wider than the header. Blank records
@@ -197,8 +242,10 @@ class Source:
         header = next(records, None)
         if check_header:
             if header is None or not any(cell.strip() for cell in header):
-                raise ValueError(f"source {self.filename!r} has no header row")
-            self.header = _check_header(header)
+                raise SourceValidationError(
+                    f"source {self.filename!r} has no header row", source=self.filename
+                )
+            self.header = _check_header(header, self.filename)
         width = len(self.header)
         for number, record in enumerate(records, start=2):
             if not any(cell.strip() for cell in record):
@@ -231,7 +278,11 @@ class Source:
         seen: dict[str, int] = {}
         skip: set[int] = set()
         total = 0
+        expected = 2
         for number, row in self._numbered(check_header=True):
+            if number != expected:
+                self.dense = False
+            expected = number + 1
             if row is None:
                 problems.setdefault(("too_many_values", "more values than columns"), []).append(
                     number
@@ -261,6 +312,7 @@ class Source:
             count = sum(len(rows) for rows in problems.values())
             raise SourceValidationError(
                 f"{count} row(s) of {self.filename!r} cannot be sent",
+                source=self.filename,
                 problems=[
                     RowError(code=code, field=PHONE_COLUMN, message=message, rows=rows)
                     for (code, message), rows in problems.items()
@@ -270,16 +322,38 @@ class Source:
         return skip
 
 
-def _check_header(cells: list[str]) -> list[str]:
+def _check_header(cells: list[str], filename: str) -> list[str]:
     header = [cell.strip() for cell in cells]
     seen: set[str] = set()
     for name in header:
         if name in seen and name:
-            raise ValueError(f"column {name!r} appears more than once (after trimming spaces)")
+            raise SourceValidationError(
+                f"{filename!r}: column {name!r} appears more than once (after trimming spaces)",
+                source=filename,
+            )
         seen.add(name)
     if PHONE_COLUMN not in header:
-        raise ValueError(f"the source has no {PHONE_COLUMN!r} column (columns: {header})")
+        raise SourceValidationError(
+            f"{filename!r} has no {PHONE_COLUMN!r} column (columns: {header[:20]})",
+            source=filename,
+        )
     return header
+
+
+def _guarded(
+    records: Iterator[list[str]], refuse: Callable[[str], SourceValidationError]
+) -> Iterator[list[str]]:
+    """``records``, with any failure of the workbook reader turned into a refusal."""
+    try:
+        yield from records
+    except SourceValidationError:
+        raise
+    except ModuleNotFoundError:
+        raise
+    except Exception as exc:
+        # python-calamine and openpyxl raise their own kinds for a broken file (CalamineError,
+        # zipfile.BadZipFile, KeyError, InvalidFileException, ...): one typed refusal for all.
+        raise refuse(f"the workbook reader failed ({type(exc).__name__}: {exc})") from None
 
 
 def _xlsx_records(path: Path | None, data: bytes | None) -> Iterator[list[str]]:
@@ -331,20 +405,43 @@ def _rows_from_iterable(rows: Iterable[object]) -> tuple[list[str], list[Row]]:
             name = key.strip()
             original = columns.setdefault(name, key)
             if original != key or name in text_row:
-                raise ValueError(f"columns {original!r} and {key!r} collide after trimming spaces")
+                raise SourceValidationError(
+                    f"columns {original!r} and {key!r} collide after trimming spaces"
+                )
             if name not in header:
                 header.append(name)
             text_row[name] = cell_text(value)
         out.append(text_row)
     if out and PHONE_COLUMN not in header:
-        raise ValueError(f"the rows have no {PHONE_COLUMN!r} column (columns: {header})")
+        raise SourceValidationError(
+            f"the rows have no {PHONE_COLUMN!r} column (columns: {header[:20]})"
+        )
     if not out:
         header = [PHONE_COLUMN]
     return header, out
 
 
-def open_source(source: object) -> Source:
-    """A :class:`Source` for any accepted kind of input; wrong types and values raise here."""
+def open_source(
+    source: object,
+    *,
+    encoding: str | None = None,
+    workbook_limits: WorkbookLimits | None = None,
+) -> Source:
+    """A :class:`Source` for any accepted kind of input; wrong types and values raise here.
+
+    ``encoding`` is a CSV file's text encoding (default UTF-8, with or without a BOM);
+    ``workbook_limits`` bound an .xlsx (default :class:`WorkbookLimits`).
+    """
+    if encoding is not None:
+        if not isinstance(encoding, str):
+            raise TypeError(f"encoding must be a str, got {type(encoding).__name__}")
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"encoding {encoding!r} is not a known text encoding") from None
+    if workbook_limits is not None and not isinstance(workbook_limits, WorkbookLimits):
+        raise TypeError("workbook_limits must be a WorkbookLimits")
+    options: dict[str, Any] = {"encoding": encoding, "limits": workbook_limits}
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         suffix = path.suffix.lower()
@@ -354,15 +451,16 @@ def open_source(source: object) -> Source:
             raise ValueError(f"source file does not exist: {path}")
         if path.stat().st_size == 0:
             raise ValueError(f"source file is empty: {path}")
-        return Source(kind=suffix[1:], filename=path.name, path=path)  # type: ignore[arg-type]
+        return Source(kind=suffix[1:], filename=path.name, path=path, **options)  # type: ignore[arg-type]
     if isinstance(source, bytes | bytearray | memoryview):
-        return _source_from_bytes(bytes(source), None)
+        return _source_from_bytes(bytes(source), None, options)
     if hasattr(source, "read"):
         data = source.read()
         if isinstance(data, str):
             raise TypeError("source file must be opened in binary mode ('rb')")
         name = getattr(source, "name", None)
-        return _source_from_bytes(bytes(data), Path(name).name if isinstance(name, str) else None)
+        filename = Path(name).name if isinstance(name, str) else None
+        return _source_from_bytes(bytes(data), filename, options)
     if isinstance(source, Mapping):
         raise TypeError("source must be an iterable of rows, not a single mapping")
     if isinstance(source, Iterable):
@@ -374,21 +472,17 @@ def open_source(source: object) -> Source:
     )
 
 
-def _source_from_bytes(data: bytes, filename: str | None) -> Source:
+def _source_from_bytes(data: bytes, filename: str | None, options: dict[str, Any]) -> Source:
     if not data.strip():
         raise ValueError("source is empty")
     suffix = Path(filename).suffix.lower() if filename else ""
     if data.startswith(_XLSX_MAGIC) or suffix == ".xlsx":
-        return Source(kind="xlsx", filename=filename or "leads.xlsx", data=data)
+        return Source(kind="xlsx", filename=filename or "leads.xlsx", data=data, **options)
     if data.startswith(_XLS_MAGIC) or suffix == ".xls":
-        return Source(kind="xls", filename=filename or "leads.xls", data=data)
+        return Source(kind="xls", filename=filename or "leads.xls", data=data, **options)
     if suffix and suffix != ".csv":
         raise ValueError(f"source must be a .csv, .xlsx or .xls file, got {filename!r}")
-    try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError("a CSV source must be UTF-8 text") from exc
-    return Source(kind="csv", filename=filename or "leads.csv", data=data)
+    return Source(kind="csv", filename=filename or "leads.csv", data=data, **options)
 
 
 def plan_chunks(source: Source, chunk_size: int, skip: set[int]) -> Iterator[Chunk]:
@@ -396,7 +490,7 @@ def plan_chunks(source: Source, chunk_size: int, skip: set[int]) -> Iterator[Chu
     if source.kind != "xls" and source.total_rows == 0:
         return
     if source.kind == "xls" or (
-        source.kind in ("csv", "xlsx") and source.total_rows <= chunk_size and not skip
+        source.sendable_as_is and source.total_rows <= chunk_size and not skip
     ):
         rows = [] if source.kind == "xls" else list(source.numbered_rows())
         yield Chunk(
