@@ -12,7 +12,10 @@ import csv
 import enum
 import json
 import re
+import shlex
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -27,14 +30,16 @@ try:
     from rich.live import Live
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
+    from rich.text import Text
 except ModuleNotFoundError as exc:  # pragma: no cover - the cli extra installs both
     raise SystemExit(
         "the dialnexa command needs its extra: pip install 'dialnexa-async[cli]'"
     ) from exc
 
+from ._journal import read_journal
 from ._session import AsyncDialNexa
-from .errors import DialNexaError, NotFoundError
-from .models import UploadFailure, WorkflowAction, WorkflowLead, WorkflowStatus
+from .errors import DialNexaError, EnrollmentError, NotFoundError
+from .models import EnrollmentResult, UploadFailure, WorkflowAction, WorkflowLead, WorkflowStatus
 
 __all__ = ["main"]
 
@@ -50,20 +55,34 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+# Control characters (ESC above all) in text a server sent would drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _safe(text: object) -> str:
+    """``text`` fit to print: control characters shown as ``?``, never obeyed."""
+    return _CONTROL.sub("?", str(text))
+
+
 def _fail(message: str) -> NoReturn:
-    _stderr().print(f"error: {message}", markup=False, style="red", soft_wrap=True)
+    _stderr().print(f"error: {_safe(message)}", markup=False, style="red", soft_wrap=True)
     raise SystemExit(1)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one command's coroutine; API and network errors become exit code 1."""
+    """Run one command's coroutine; API, network and file errors become exit code 1."""
     try:
         return asyncio.run(coro)
+    except EnrollmentError as exc:
+        _fail(f"{exc}; cause: {exc.__cause__}" if exc.__cause__ else str(exc))
     except DialNexaError as exc:
         _fail(str(exc))
     except (ValueError, TypeError) as exc:
         # The SDK refuses bad input before sending: a usage error.
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(_safe(exc)) from None
+    except OSError as exc:
+        # A file the command was to read or write: say which and why, without a traceback.
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
 def _client(ctx: click.Context) -> AsyncDialNexa:
@@ -124,7 +143,10 @@ def _duration(text: str) -> timedelta:
     if match is None:
         raise click.BadParameter(f"{text!r} is not a duration like 90s, 15m, 2h or 1d")
     amount, unit = float(match.group(1)), match.group(2)
-    return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+    try:
+        return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+    except OverflowError:
+        raise click.BadParameter(f"{text!r} is longer than a duration can be") from None
 
 
 @contextmanager
@@ -376,12 +398,38 @@ def _failure_reasons(failure: UploadFailure) -> dict[int, list[str]]:
     default=None,
     help="Write the rows that did not go in, with their reasons, to this CSV.",
 )
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Record each upload and its outcome in this file; running the same command again "
+    "with it skips what was enrolled and holds back what is unknown.",
+)
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip rows whose phone number the workflow already holds.",
+)
+@click.option("--encoding", default=None, help="A CSV file's text encoding (default UTF-8).")
 @click.pass_context
-def leads_enroll(
-    ctx: click.Context, workflow_id: str, file: Path, chunk_size: int, errors_csv: Path | None
+def leads_enroll(  # noqa: PLR0917 - click passes every option as an argument
+    ctx: click.Context,
+    workflow_id: str,
+    file: Path,
+    chunk_size: int,
+    errors_csv: Path | None,
+    journal: Path | None,
+    skip_existing: bool,
+    encoding: str | None,
 ) -> None:
-    """Enrol the leads of a CSV or XLSX file (needs a phone_number column)."""
+    """Enrol the leads of a CSV or XLSX file (needs a phone_number column).
+
+    On Ctrl-C it says what was applied and how to resume. Without --journal, the run keeps a
+    journal in a temporary directory for that report only.
+    """
     console = _stderr()
+    scratch = None if journal is not None else Path(tempfile.mkdtemp(prefix="dialnexa-"))
+    journal_path = journal if journal is not None else Path(scratch or ".") / "journal.jsonl"
 
     async def run() -> bool:
         async with _client(ctx) as dn:
@@ -392,29 +440,82 @@ def leads_enroll(
                     progress.update(task, completed=done, total=total)
 
                 result = await dn.workflows.leads.enroll(
-                    workflow_id, file, chunk_size=chunk_size, on_progress=on_progress
+                    workflow_id,
+                    file,
+                    chunk_size=chunk_size,
+                    on_progress=on_progress,
+                    journal=journal_path,
+                    skip_existing=skip_existing,
+                    encoding=encoding,
                 )
         problems = [*result.failed, *result.unknown]
-        failed_rows = sum(len(f.row_numbers) for f in result.failed)
-        unknown_rows = sum(len(f.row_numbers) for f in result.unknown)
-        console.print(
-            f"enrolled {result.leads_enrolled} leads in {len(result.uploads)} upload(s); "
-            f"{failed_rows} row(s) failed, {unknown_rows} row(s) with unknown outcome",
-            markup=False,
-        )
-        if problems:
-            table = Table("row", "outcome", "reason")
-            for failure in problems:
-                for row, reasons in _failure_reasons(failure).items():
-                    table.add_row(str(row), failure.outcome, "; ".join(reasons))
-            console.print(table)
+        _report(console, result)
         if errors_csv is not None and problems:
             _write_errors_csv(errors_csv, problems)
             console.print(f"failed rows written to {errors_csv}", markup=False)
         return not problems
 
-    if not _run(run()):
+    try:
+        ok = _run(run())
+    except KeyboardInterrupt:
+        _interrupted(console, workflow_id, file, journal_path, explicit=journal is not None)
+        raise SystemExit(130) from None
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if not ok:
         raise SystemExit(1)
+
+
+def _report(console: Console, result: EnrollmentResult) -> None:
+    failed_rows = sum(len(f.row_numbers) for f in result.failed)
+    unknown_rows = sum(len(f.row_numbers) for f in result.unknown)
+    console.print(
+        f"enrolled {result.leads_enrolled} leads in {len(result.uploads)} upload(s); "
+        f"{failed_rows} row(s) failed, {unknown_rows} row(s) with unknown outcome, "
+        f"{result.rows_skipped} row(s) skipped ({result.rows_already_enrolled} already enrolled)",
+        markup=False,
+    )
+    problems = [*result.failed, *result.unknown]
+    if problems:
+        table = Table("row", "outcome", "reason")
+        for failure in problems:
+            for row, reasons in _failure_reasons(failure).items():
+                table.add_row(str(row), failure.outcome, Text(_safe("; ".join(reasons))))
+        console.print(table)
+
+
+def _interrupted(
+    console: Console, workflow_id: str, file: Path, journal: Path, *, explicit: bool
+) -> None:
+    """What an interrupted enrolment had done, from its journal, and how to resume it."""
+    command = ["dialnexa", "leads", "enroll", workflow_id, str(file)]
+    try:
+        summary = read_journal(journal)
+    except (OSError, ValueError):
+        summary = None
+    lines = ["interrupted."]
+    if summary is not None:
+        where = f"the journal {summary.path}" if explicit else "this run"
+        lines.append(
+            f"{where} records {summary.rows_enrolled} row(s) enrolled, "
+            f"{summary.rows_unknown} row(s) sent without a known outcome (they may have been "
+            f"applied), {summary.rows_failed} row(s) refused."
+        )
+    if explicit:
+        resume = shlex.join([*command, "--journal", str(journal)])
+        lines.append(f"to resume, run the same command again: {resume}")
+        lines.append(
+            "rows already enrolled are skipped; add --skip-existing to check the unknown ones "
+            "against the workflow's leads and send those it does not hold."
+        )
+    else:
+        resume = shlex.join([*command, "--skip-existing"])
+        lines.append(
+            f"to resume without enrolling anyone twice: {resume} "
+            "(it reads the workflow's phone numbers first and sends only the rows it lacks)"
+        )
+    console.print("\n".join(lines), markup=False)
 
 
 def _write_errors_csv(path: Path, failures: list[UploadFailure]) -> None:

@@ -11,10 +11,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from click.testing import CliRunner, Result
 
 from dialnexa_async.cli import cli
@@ -291,3 +293,99 @@ def test_python_dash_m_runs_the_same_command() -> None:
     )
     assert "campaign-leads" in result.stdout
     assert "fake-server" in result.stdout
+
+
+# -- hardening (issue 10) ----------------------------------------------------------------------
+
+
+def test_hostile_input_and_output_paths_are_one_line_errors(
+    server: FakeDialNexa, tmp_path: Path
+) -> None:
+    from .test_workbook import FAR_CELL, sheet, workbook
+
+    far = tmp_path / "far.xlsx"
+    far.write_bytes(workbook(sheet(FAR_CELL)))
+    enrolled = run(server, "leads", "enroll", server.workflow_id or "", str(far))
+    assert enrolled.exit_code == 1
+    assert "far.xlsx" in enrolled.stderr
+    assert "column 16384" in enrolled.stderr
+
+    unwritable = run(
+        server, "leads", "list", server.workflow_id or "", "-o", str(tmp_path / "no" / "x.csv")
+    )
+    assert unwritable.exit_code == 1
+    assert "error:" in unwritable.stderr
+
+    huge = run(server, "leads", "stalled", "wf_1", "--older-than", "99999999999999999h")
+    assert huge.exit_code == 2
+    assert "duration" in huge.stderr
+
+    missing = run(server, "leads", "count", "wf_nope", "--by-status")
+    assert missing.exit_code == 1
+    assert "404" in missing.stderr
+
+
+def test_terminal_escapes_in_server_text_are_not_printed(server: FakeDialNexa) -> None:
+    def painted(request: web.Request) -> web.Response:
+        return web.json_response({"message": "\x1b]0;pwned\x07\x1b[31mred"}, status=404)
+
+    server.interceptor = painted
+    result = run(server, "campaign-leads", "get", "x")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr
+    assert "\x07" not in result.stderr
+    assert "red" in result.stderr
+
+
+def test_ctrl_c_during_an_enrolment_says_what_was_applied_and_how_to_resume(
+    tmp_path: Path,
+) -> None:
+    rows = "\n".join(["phone_number", *(f"+9198{i:08d}" for i in range(3000))])
+    source = tmp_path / "leads.csv"
+    source.write_text(rows + "\n")
+    journal = tmp_path / "enrol.jsonl"
+    command = [sys.executable, "-m", "dialnexa_async"]
+    with subprocess.Popen(
+        [*command, "fake-server", "--leads", "1", "--latency-ms", "150"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(),
+    ) as server:
+        try:
+            assert server.stdout is not None
+            fields = dict(part.split("=", 1) for part in server.stdout.readline().split())
+            env = _subprocess_env(
+                DIALNEXA_API_KEY=fields["DIALNEXA_API_KEY"],
+                DIALNEXA_BASE_URL=fields["DIALNEXA_BASE_URL"],
+            )
+            wf = fields["WORKFLOW_ID"]
+            enroll = [*command, "leads", "enroll", wf, str(source), "--chunk-size", "100"]
+            enroll += ["--journal", str(journal)]
+            with subprocess.Popen(enroll, stderr=subprocess.PIPE, text=True, env=env) as first:
+                for _ in range(600):  # until an upload has been recorded as enrolled
+                    if journal.exists() and '"enrolled"' in journal.read_text():
+                        break
+                    time.sleep(0.05)
+                first.send_signal(signal.SIGINT)
+                _, err = first.communicate(timeout=60)
+            assert first.returncode == 130, err
+            assert "Traceback" not in err
+            assert "interrupted" in err
+            assert "row(s) enrolled" in err
+            assert "to resume, run the same command again" in err
+            second = subprocess.run(
+                [*enroll, "--skip-existing"], capture_output=True, text=True, env=env, check=False
+            )
+            assert second.returncode == 0, second.stderr
+            assert "already enrolled" in second.stderr
+            counted = subprocess.run(
+                [*command, "leads", "count", wf],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            assert counted.stdout.strip() == "3001"  # the seeded lead, and everyone once
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
