@@ -196,8 +196,9 @@ class Source:
             else:  # pragma: no cover - rows are read by numbered_rows directly
                 raise RuntimeError(f"cannot read rows of a {self.kind} source")
         except UnicodeDecodeError as exc:
+            named = "UTF-8" if self._encoding == "utf-8-sig" else self._encoding
             raise self._refuse(
-                f"it is not {self._encoding} text (byte {exc.start}); pass encoding=... "
+                f"it is not {named} text (byte {exc.start}); pass encoding=... "
                 "(e.g. 'latin-1' or 'cp1252') for a file saved in another encoding"
             ) from None
         except csv.Error as exc:
