@@ -179,3 +179,34 @@ def test_the_reader_is_never_reached_in_a_fresh_process(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout
+
+
+def test_cells_that_do_not_name_their_place_are_counted_one_by_one() -> None:
+    from dialnexa_async._workbook import check_workbook
+
+    row = "<row>" + "<c t='inlineStr'><is><t>x</t></is></c>" * 1001 + "</row>"
+    with pytest.raises(SourceValidationError, match="column 1001"):
+        check_workbook(None, workbook(sheet(row)), "wide.xlsx", WorkbookLimits())
+    rows = "".join(f"<row><c><v>{i}</v></c><c/></row>" for i in range(5))
+    check_workbook(None, workbook(sheet(rows)), "fine.xlsx", WorkbookLimits(max_cells=10))
+    with pytest.raises(SourceValidationError, match="max_cells"):
+        check_workbook(None, workbook(sheet(rows)), "fine.xlsx", WorkbookLimits(max_cells=9))
+
+
+def test_prefixed_tags_are_read_too() -> None:
+    from dialnexa_async._workbook import check_workbook
+
+    prefixed = (
+        '<x:worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<x:dimension ref="A1"/><x:sheetData><x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c>'
+        '</x:row><x:row r="2"><x:c r="ZZ2"><x:v>1</x:v></x:c></x:row></x:sheetData></x:worksheet>'
+    )
+    with pytest.raises(SourceValidationError, match="column 702"):
+        check_workbook(None, workbook(prefixed), "prefixed.xlsx", WorkbookLimits(max_columns=700))
+
+
+@pytest.mark.parametrize(("letters", "number"), [("A", 1), ("Z", 26), ("AA", 27), ("XFD", 16384)])
+def test_column_numbers(letters: str, number: int) -> None:
+    from dialnexa_async._workbook import column_number
+
+    assert column_number(letters) == number
