@@ -288,7 +288,7 @@ async def run_enrollment(
     index = await _upload_all(run, chunks, concurrency)
     if run.stopped:
         # Never lose rows: what was not sent is reported with what stopped the run.
-        while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+        while (chunk := await _next_chunk(run, chunks)) is not None:
             run.not_sent(index, chunk)
             index += 1
     result = _result(run, selection, journal)
@@ -306,13 +306,24 @@ async def _upload_all(run: _Run, chunks: Iterator[Chunk], concurrency: int) -> i
     async with anyio.create_task_group() as tg:
         while True:
             await slots.acquire()
-            chunk = None if run.stopped else await anyio.to_thread.run_sync(next, chunks, None)
+            chunk = None if run.stopped else await _next_chunk(run, chunks)
             if chunk is None:
                 slots.release()
                 break
             tg.start_soon(run.upload, index, chunk, slots)
             index += 1
     return index
+
+
+async def _next_chunk(run: _Run, chunks: Iterator[Chunk]) -> Chunk | None:
+    """The next chunk, read off the event loop; ``None`` at the end, or when the source
+    cannot be read any more (a file changed or removed since it was checked): that stops the
+    run like any failure outside the API, rather than escaping as an ``ExceptionGroup``."""
+    try:
+        return await anyio.to_thread.run_sync(next, chunks, None)
+    except (OSError, ValueError) as exc:
+        run.crash = run.crash or exc
+        return None
 
 
 def _result(run: _Run, selection: Selection, journal: Journal | None) -> EnrollmentResult:
