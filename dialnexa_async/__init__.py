@@ -12,6 +12,8 @@
 from ._journal import JournalSummary, read_journal
 from ._pagination import ManyPagedIterator, PagedIterator, PaginationStats
 from ._session import AsyncDialNexa
+from ._stalled import StalledLeads, StalledStats
+from ._transport import AsyncTransport, HTTPRequest, HTTPResponse
 from ._version import __version__
 from ._workbook import WorkbookLimits
 from .errors import (
@@ -50,6 +52,7 @@ from .models import (
     WorkflowLead,
     WorkflowStatus,
 )
+from .resources._base import RawResponse
 
 __all__ = [
     "APIConnectionError",
@@ -57,6 +60,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncDialNexa",
+    "AsyncTransport",
     "AuthenticationError",
     "BadRequestError",
     "CampaignLead",
@@ -65,6 +69,8 @@ __all__ = [
     "Enrollment",
     "EnrollmentError",
     "EnrollmentResult",
+    "HTTPRequest",
+    "HTTPResponse",
     "InternalServerError",
     "JournalSummary",
     "LeadHistory",
@@ -79,10 +85,13 @@ __all__ = [
     "PaginationStats",
     "PermissionDeniedError",
     "RateLimitError",
+    "RawResponse",
     "RedirectError",
     "RowError",
     "SkippedRow",
     "SourceValidationError",
+    "StalledLeads",
+    "StalledStats",
     "UnprocessableEntityError",
     "UploadFailure",
     "WorkbookLimits",

@@ -1,20 +1,32 @@
-"""Concurrent sub-requests of one public call, raised as one error, never an ExceptionGroup.
+"""The SDK's two shapes of concurrent work, and why each is what it is.
 
-A public call that fans out (``status_counts`` asks once per status) must fail the way a single
-request fails: ``except NotFoundError`` has to catch it. anyio's task groups report every
-failure of their children as an ``ExceptionGroup``; :func:`gather` runs the same task group,
-but each child catches its own failure, the first one cancels the rest, and that first error is
-raised alone, with the others named in its notes.
+**Fan-out inside one call** (:func:`gather`: ``status_counts`` asks once per status) is an anyio
+task group: structured, nothing outlives the call. A public call must fail the way a single
+request fails (``except NotFoundError`` has to catch it), so each child catches its own failure,
+the first one cancels the rest, and that first error is raised alone, the others named in its
+notes: never an ``ExceptionGroup``.
+
+**Bounded, ordered, cancel-on-exit work behind an iterator** (:class:`OrderedTasks`: the pager's
+page fetches, ``list_many``'s lists, ``stalled``'s history requests, an enrolment's uploads)
+is plain asyncio tasks owned by an object. Not a task group, because such work is consumed
+across the ``yield`` of an async generator that the caller may abandon with ``break``: Python
+then finalises the generator from another task, and a cancel scope entered in one task cannot be
+left in another. So the object owns its tasks, and its :meth:`OrderedTasks.aclose` cancels and
+awaits every one; each iterator calls it from its own ``aclose()``, from ``async with`` exit, from
+the ``finally`` of its generator (``break``, an error, a cancellation) and when the session
+closes. Tasks are started in order, at most a given number at once, and their results are taken
+back in the same order, so a slow early task holds back nothing but its own result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Generic, TypeVar
 
 import anyio
 
-__all__ = ["gather"]
+__all__ = ["OrderedTasks", "close_generator", "gather"]
 
 T = TypeVar("T")
 
@@ -41,3 +53,100 @@ async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
             first.add_note(f"also failed: {type(other).__name__}: {other}")
         raise first
     return results
+
+
+class OrderedTasks(Generic[T]):
+    """Tasks keyed by their place in a sequence; see the module docstring.
+
+    ``on_done`` is called (synchronously) each time a task finishes, so its owner can start the
+    next ones at once rather than when the consumer next asks.
+    """
+
+    def __init__(self, name: str, on_done: Callable[[], None] | None = None) -> None:
+        self._name = name
+        self._on_done = on_done
+        self._tasks: dict[int, asyncio.Task[T]] = {}
+        self._running = 0
+        self._room = asyncio.Event()
+        self.closed = False
+        self.max_running = 0
+
+    @property
+    def running(self) -> int:
+        """How many tasks have not finished."""
+        return self._running
+
+    def __len__(self) -> int:
+        """How many tasks were started and not yet taken back."""
+        return len(self._tasks)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._tasks
+
+    def start(self, key: int, work: Coroutine[Any, Any, T]) -> None:
+        """Start ``work`` as the task for ``key``."""
+        if self.closed:
+            work.close()
+            raise RuntimeError(f"{self._name}: closed")
+        task = asyncio.create_task(work, name=f"dialnexa-{self._name}-{key}")
+        task.add_done_callback(self._finished)
+        self._tasks[key] = task
+        self._running += 1
+        self.max_running = max(self.max_running, self._running)
+
+    def _finished(self, _: object) -> None:
+        self._running -= 1
+        self._room.set()
+        if self._on_done is not None and not self.closed:
+            self._on_done()
+
+    def done(self, key: int) -> bool:
+        """Whether the task for ``key`` has finished."""
+        return self._tasks[key].done()
+
+    async def wait(self, key: int) -> None:
+        """Wait until the task for ``key`` has finished, without taking its result."""
+        await asyncio.wait([self._tasks[key]])
+
+    async def take(self, key: int) -> T:
+        """The result of the task for ``key`` (waiting for it), which is then forgotten; its
+        error, if it failed."""
+        task = self._tasks[key]
+        await asyncio.wait([task])
+        del self._tasks[key]
+        return task.result()
+
+    async def room(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` tasks are running."""
+        while self._running >= limit:
+            self._room.clear()
+            await self._room.wait()
+
+    def cancel_now(self) -> None:
+        """Cancel every task without waiting (when the session closes under its owner)."""
+        self.closed = True
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel and await every task not yet taken back; retrieve every outcome, so that none
+        is reported as never retrieved."""
+        self.closed = True
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def join(self) -> None:
+        """Wait for every task to finish (their results stay to be taken)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+
+async def close_generator(stream: AsyncGenerator[Any, None] | None) -> None:
+    """Close an iterator's generator from its ``aclose()`` (not when it is the generator's own
+    ``finally`` that called, which would be closing a running generator)."""
+    if stream is not None and not getattr(stream, "ag_running", False):
+        await stream.aclose()

@@ -430,48 +430,56 @@ def _page_meta(payload: Mapping[str, Any], n_items: int, page: int, limit: int) 
     return PageMeta(page=got_page, limit=got_limit, total=total, total_pages=total_pages)
 
 
-def _context(ctx: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "method": ctx["method"],
-        "path": ctx["path"],
-        "status_code": ctx.get("status_code", 200),
-    }
+@attrs.frozen
+class _Where:
+    """The request an answer belongs to, for the error a decoding failure becomes."""
+
+    method: str
+    path: str
+    status_code: int
 
 
-def _fail(exc: Exception, payload: Any, what: str, ctx: Mapping[str, Any]) -> NoReturn:
+def _fail(exc: Exception, payload: Any, what: str, where: _Where) -> NoReturn:
     if isinstance(exc, cattrs.BaseValidationError):
         detail = "; ".join(cattrs.transform_error(exc, path=what))
     else:
         detail = f"{exc} @ {what}"
     raise APIResponseValidationError(
-        f"unexpected response shape: {detail}", body=payload, **_context(ctx)
+        f"unexpected response shape: {detail}",
+        body=payload,
+        method=where.method,
+        path=where.path,
+        status_code=where.status_code,
     ) from exc
 
 
-def decode(payload: Any, cls: type[T], **ctx: Any) -> T:
-    """Structure ``payload`` (envelope or not) as ``cls`` or raise a typed validation error.
-
-    ``ctx`` carries ``method``, ``path`` and ``status_code`` for the error.
-    """
+def decode(payload: Any, cls: type[T], *, method: str, path: str, status_code: int = 200) -> T:
+    """Structure ``payload`` (envelope or not) as ``cls`` or raise a typed validation error
+    naming the request and the field."""
     inner = payload if cls is Enrollment else unwrap(payload)
     try:
         return converter.structure(inner, cls)
     except Exception as exc:
-        _fail(exc, payload, "$", ctx)
+        _fail(exc, payload, "$", _Where(method, path, status_code))
 
 
-def decode_page(payload: Any, item_cls: type[T], *, page: int, limit: int, **ctx: Any) -> Page[T]:
+def decode_page(
+    payload: Any,
+    item_cls: type[T],
+    *,
+    page: int,
+    limit: int,
+    method: str = "GET",
+    path: str,
+    status_code: int = 200,
+) -> Page[T]:
     """A :class:`Page` from a list answer of any known shape; ``page``/``limit`` fill gaps."""
+    where = _Where(method, path, status_code)
     if not isinstance(payload, Mapping):
-        _fail(TypeError(f"expected an object, got {type(payload).__name__}"), payload, "$", ctx)
+        _fail(TypeError(f"expected an object, got {type(payload).__name__}"), payload, "$", where)
     data = payload.get("data")
     if not isinstance(data, list):
-        _fail(
-            TypeError(f"expected a list, got {type(data).__name__}"),
-            payload,
-            "$.data",
-            ctx,
-        )
+        _fail(TypeError(f"expected a list, got {type(data).__name__}"), payload, "$.data", where)
     items: list[Any]
     try:
         # Item by item first (fast); on a failure, the list hook finds the failing index.
@@ -487,11 +495,11 @@ def decode_page(payload: Any, item_cls: type[T], *, page: int, limit: int, **ctx
         try:
             items = converter.structure(data, list[item_cls])  # type: ignore[valid-type]
         except Exception as exc:
-            _fail(exc, payload, "$.data", ctx)
+            _fail(exc, payload, "$.data", where)
     try:
         meta = _page_meta(payload, len(items), page, limit)
     except Exception as exc:
-        _fail(exc, payload, "$.meta", ctx)
+        _fail(exc, payload, "$.meta", where)
     return Page(data=items, meta=meta)
 
 

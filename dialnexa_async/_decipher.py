@@ -26,7 +26,9 @@ __all__ = [
     "REQUEST_ID_HEADERS",
     "decipher",
     "error_from_response",
+    "header",
     "parse_json",
+    "request_id",
     "snippet",
 ]
 
@@ -80,16 +82,16 @@ def parse_json(body: bytes) -> Any:
         raise ValueError("JSON nested too deeply") from exc
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
     for key, value in headers.items():
         if key.lower() == name:
             return value
     return None
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
+def request_id(headers: Mapping[str, str]) -> str | None:
     for name in REQUEST_ID_HEADERS:
-        value = _header(headers, name)
+        value = header(headers, name)
         if value:
             return value
     return None
@@ -132,19 +134,19 @@ def error_from_response(
     if parsed is _NO_BODY:
         parsed = None
     message = _cut(_server_message(parsed, status))
-    request_id = _request_id(headers)
+    rid = request_id(headers)
     cls = status_error_class(status)
     common: dict[str, Any] = {
         "method": method,
         "path": path,
         "status_code": status,
         "body": parsed,
-        "request_id": request_id,
+        "request_id": rid,
     }
     if cls is BadRequestError:
         return BadRequestError(message, errors=decode_row_errors(parsed), **common)
     if cls is RateLimitError:
-        retry_after = parse_retry_after(_header(headers, "retry-after"))
+        retry_after = parse_retry_after(header(headers, "retry-after"))
         return RateLimitError(message, retry_after=retry_after, **common)
     return cls(message, **common)
 
@@ -167,7 +169,7 @@ def decipher(
     if status >= 400:
         raise error_from_response(method, path, status, headers, body, secret=secret)
     if status >= 300:
-        location = _header(headers, "location")
+        location = header(headers, "location")
         if location is not None and secret:
             location = location.replace(secret, REDACTED)
         raise RedirectError(
@@ -178,7 +180,7 @@ def decipher(
             path=path,
             status_code=status,
             body=snippet(redact(body, secret)),
-            request_id=_request_id(headers),
+            request_id=request_id(headers),
             location=location,
         )
     if not parse:

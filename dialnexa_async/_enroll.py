@@ -22,16 +22,16 @@ failure as its cause: never an ``ExceptionGroup``, never a lost result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
 
 import anyio
 import attrs
 
-from ._convert import decode
+from ._concurrency import OrderedTasks
 from ._journal import Journal, row_errors_json, row_key, upload_key
 from ._sources import PHONE_COLUMN, Chunk, DuplicatePolicy, Row, Source, map_row_errors, plan_chunks
-from ._transport import Transport, UploadFile
+from ._transport import UploadFile
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -47,9 +47,11 @@ from .errors import (
 )
 from .models import Enrollment, EnrollmentResult, RowError, SkippedRow, UploadFailure
 
-__all__ = ["ProgressCallback", "Selection", "run_enrollment", "select_rows"]
+__all__ = ["ProgressCallback", "Selection", "Uploader", "run_enrollment", "select_rows"]
 
 ProgressCallback = Callable[[int, int | None], object]
+# Sends one file and decodes the server's reply (the resource's typed POST), or raises.
+Uploader = Callable[[UploadFile], Awaitable[Enrollment]]
 # Answers that would fail every further upload the same way: stop sending.
 _FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError, RedirectError)
 
@@ -115,9 +117,8 @@ def select_rows(
 class _Run:
     """The state of one ``enroll`` call: outcomes by upload index."""
 
-    transport: Transport
-    path: str
-    timeout: float | None
+    send: Uploader
+    closed: Callable[[], bool]
     total: int | None
     on_progress: ProgressCallback | None
     journal: Journal | None
@@ -132,7 +133,7 @@ class _Run:
     def stopped(self) -> bool:
         return self.fatal is not None or self.crash is not None
 
-    async def upload(self, index: int, chunk: Chunk, slots: anyio.Semaphore) -> None:
+    async def upload(self, index: int, chunk: Chunk) -> None:
         try:
             await self._upload(index, chunk)
             self.rows_done += len(chunk.rows)
@@ -145,8 +146,6 @@ class _Run:
             if not self._has_outcome(index):
                 # It failed somewhere unforeseen, perhaps after it was sent.
                 self.unknown[index] = _failure("unknown", chunk, exc)
-        finally:
-            slots.release()
 
     def _has_outcome(self, index: int) -> bool:
         return index in self.accepted or index in self.failed or index in self.unknown
@@ -167,16 +166,13 @@ class _Run:
                 "rows": chunk.rows,
             }
         )
-        if self.transport.closed:
+        if self.closed():
             # Checked with no await before the request: this upload was certainly not sent.
             closed = RuntimeError("this AsyncDialNexa is closed")
             await self._fail(key, index, chunk, closed)
             raise closed
-        file = UploadFile(chunk.filename, chunk.content_type, chunk.data)
         try:
-            response = await self.transport.request(
-                "POST", self.path, file=file, idempotent=False, timeout=self.timeout
-            )
+            enrollment = await self.send(UploadFile(chunk.filename, chunk.content_type, chunk.data))
         except (BadRequestError, UnprocessableEntityError) as exc:
             errors = exc.errors if isinstance(exc, BadRequestError) else []
             await self._fail(key, index, chunk, exc, map_row_errors(errors, chunk.row_numbers))
@@ -198,10 +194,8 @@ class _Run:
             else:
                 await self._fail(key, index, chunk, exc)
             return
-        try:
-            enrollment = decode(response.payload, Enrollment, method="POST", path=self.path)
         except APIResponseValidationError as exc:
-            # Accepted (2xx) but unreadable: how many leads it made is not known.
+            # An answer, but unreadable (or too large): how many leads it made is not known.
             await self._unknown(key, index, chunk, exc)
             return
         self.accepted[index] = enrollment
@@ -258,15 +252,14 @@ def _failure(
 
 
 async def run_enrollment(
-    transport: Transport,
-    path: str,
+    send: Uploader,
+    closed: Callable[[], bool],
     source: Source,
     *,
     on_duplicate: DuplicatePolicy,
     chunk_size: int,
     concurrency: int,
     on_progress: ProgressCallback | None,
-    timeout: float | None,
     journal: Journal | None,
     existing: set[str] | None,
 ) -> EnrollmentResult:
@@ -277,9 +270,8 @@ async def run_enrollment(
         lambda: select_rows(source, duplicates, journal=journal, existing=existing)
     )
     run = _Run(
-        transport=transport,
-        path=path,
-        timeout=timeout,
+        send=send,
+        closed=closed,
         total=None if source.kind == "xls" else selection.to_send,
         on_progress=on_progress,
         journal=journal,
@@ -301,17 +293,19 @@ async def run_enrollment(
 async def _upload_all(run: _Run, chunks: Iterator[Chunk], concurrency: int) -> int:
     """Upload chunks, ``concurrency`` at a time, until they run out or the run stops; return
     how many were started."""
-    slots = anyio.Semaphore(concurrency)
+    uploads: OrderedTasks[None] = OrderedTasks("upload")
     index = 0
-    async with anyio.create_task_group() as tg:
+    try:
         while True:
-            await slots.acquire()
+            await uploads.room(concurrency)
             chunk = None if run.stopped else await _next_chunk(run, chunks)
             if chunk is None:
-                slots.release()
                 break
-            tg.start_soon(run.upload, index, chunk, slots)
+            uploads.start(index, run.upload(index, chunk))
             index += 1
+        await uploads.join()  # every upload records its own outcome; none raises
+    finally:
+        await uploads.aclose()  # on cancellation: cancel and await those in flight
     return index
 
 

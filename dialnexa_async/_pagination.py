@@ -7,13 +7,10 @@ in page order. At most ``window`` pages (``2 * concurrency`` by default) are hel
 consumer, fetched or in flight, so memory stays flat however long the list is and a slow
 consumer never makes the scan read the whole list into memory.
 
-The page fetches are plain asyncio tasks owned by the iterator object, not an anyio task group.
-A task group's cancel scope cannot be held across the ``yield`` of an async generator that a
-caller may abandon with ``break`` (Python then closes it from another task, which a cancel scope
-forbids); the tasks here are instead cancelled, and awaited, by :meth:`PagedIterator.aclose`,
-which runs on ``break`` (when the abandoned generator is finalised), on an exception or
-cancellation in the caller's loop, on ``async with`` exit and when the session closes. The
-session-wide cap on concurrent requests is an :class:`anyio.CapacityLimiter` in the transport.
+The page fetches are an :class:`~dialnexa_async._concurrency.OrderedTasks` owned by the
+iterator (its docstring says why plain tasks, not a task group, and when they are cancelled and
+awaited). The session-wide cap on concurrent requests is an :class:`anyio.CapacityLimiter` in
+the client.
 
 The plan: the scan runs to the larger of the server's ``totalPages`` and ``ceil(total /
 limit)``, growing when a later page says the list grew, and it ends early on a short or empty
@@ -45,6 +42,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
+from ._concurrency import OrderedTasks, close_generator
 from .errors import PaginationError
 from .models import Page
 
@@ -195,12 +193,11 @@ class PagedIterator(Generic[T]):
         self._dedupe = dedupe
         self._max_pages = max_pages
         self._method, self._path = describe
-        self._tasks: dict[int, asyncio.Task[tuple[Any, int]]] = {}
+        self._tasks: OrderedTasks[tuple[Any, int]] = OrderedTasks("page", on_done=self._fill)
         self._next_page = 2
         self._last_page = 1
         self._untrusted_counts = False
         self._consumed = 1  # the highest page number handed to the consumer
-        self._in_flight = 0
         self._started = False
         self._closed = False
         self.stats = PaginationStats()
@@ -234,19 +231,12 @@ class PagedIterator(Generic[T]):
     async def aclose(self) -> None:
         """Stop the scan: cancel and await every page request still in flight."""
         self._closed = True
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            # Retrieve every outcome so that none is reported as "never retrieved".
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
 
     def _cancel_now(self) -> None:
         """Cancel in-flight requests without waiting (used when the session closes)."""
         self._closed = True
-        for task in self._tasks.values():
-            task.cancel()
+        self._tasks.cancel_now()
 
     # -- the machinery -----------------------------------------------------------------------
 
@@ -332,17 +322,16 @@ class PagedIterator(Generic[T]):
         self.stats.retries += attempts - 1
 
     async def _take(self, number: int) -> Page[T]:
-        task = self._tasks.get(number)
-        if task is not None:
-            await asyncio.wait([task])
+        requested = number in self._tasks
+        if requested:
+            await self._tasks.wait(number)
         if self._closed:
             # The session (or aclose() from elsewhere) stopped the scan under the consumer:
             # say so, rather than surface the fetch's cancellation as the consumer's own.
             raise RuntimeError("the scan was closed (was its AsyncDialNexa closed?)")
-        if task is None:  # pragma: no cover - _fill schedules every page before it is taken
+        if not requested:  # pragma: no cover - _fill schedules every page before it is taken
             raise RuntimeError(f"page {number} was never requested")
-        del self._tasks[number]
-        raw, attempts = task.result()  # raises the page's error, in page order
+        raw, attempts = await self._tasks.take(number)  # raises the page's error, in order
         # Decoded here, as the consumer reaches it, not in the fetch task: the next request
         # goes out as soon as a response is read, and decoding overlaps the network wait.
         page = self._decode(raw, number)
@@ -355,10 +344,6 @@ class PagedIterator(Generic[T]):
         self._last_page = max(self._last_page, pages)
         self._untrusted_counts = self._untrusted_counts or not agree
 
-    def _fetched(self, _: object) -> None:
-        self._in_flight -= 1
-        self._fill()
-
     def _fill(self) -> None:
         """Start page requests while there is room: in flight < concurrency, ahead < window."""
         if self._closed:
@@ -368,16 +353,13 @@ class PagedIterator(Generic[T]):
             last = min(last, self._max_pages)
         while (
             self._next_page <= last
-            and self._in_flight < self._concurrency
+            and self._tasks.running < self._concurrency
             and self._next_page - self._consumed <= self._window
         ):
             number = self._next_page
             self._next_page += 1
-            task = asyncio.create_task(self._fetch(number), name=f"dialnexa-page-{number}")
-            task.add_done_callback(self._fetched)
-            self._tasks[number] = task
-            self._in_flight += 1
-            self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+            self._tasks.start(number, self._fetch(number))
+        self.stats.max_in_flight = self._tasks.max_running
 
 
 def close_all(registry: weakref.WeakSet[PagedIterator[object]]) -> None:
@@ -389,14 +371,24 @@ def close_all(registry: weakref.WeakSet[PagedIterator[object]]) -> None:
 _DONE = object()
 
 
+def _add(total: PaginationStats, stats: PaginationStats) -> None:
+    total.pages_fetched += stats.pages_fetched
+    total.retries += stats.retries
+    total.duplicates_dropped += stats.duplicates_dropped
+    total.max_in_flight = max(total.max_in_flight, stats.max_in_flight)
+
+
 class ManyPagedIterator(Generic[T]):
     """Several paged lists as one async iterator: list after list, each in its own order.
 
     While one list is being read, the next ``ahead`` lists are already being fetched (each
     holding at most its own window of pages), so many small lists cost a few round trips, not
-    one each. All their requests share the session's cap.
+    one each. All their requests share the session's cap. Each open list is pumped by a task of
+    an :class:`~dialnexa_async._concurrency.OrderedTasks` into a queue of two pages.
 
-    ``async for item in it``, ``async for key, page in it.pages()``, ``await it.collect()``.
+    ``async for item in it``, ``async for key, page in it.pages()``, ``await it.collect()``;
+    ``async with it``, ``await it.aclose()`` (cancels and awaits every list being fetched) and
+    ``it.stats`` (the lists' :class:`PaginationStats`, added up) as every iterator of the SDK.
     """
 
     def __init__(
@@ -412,20 +404,49 @@ class ManyPagedIterator(Generic[T]):
         self._ahead = max(1, ahead)
         self._tag = tag
         self._started = False
+        self._pumps: OrderedTasks[None] = OrderedTasks("list")
+        self._lists: deque[PagedIterator[T]] = deque()  # the open ones
+        self._finished = PaginationStats()  # the closed ones, added up
+        self._stream_gen: AsyncGenerator[tuple[str, Page[T]], None] | None = None
+
+    @property
+    def stats(self) -> PaginationStats:
+        """What the lists opened so far did, added up (``max_in_flight``: the largest one)."""
+        total = attrs.evolve(self._finished)
+        for iterator in self._lists:
+            _add(total, iterator.stats)
+        return total
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._items()
 
     def pages(self) -> AsyncGenerator[tuple[str, Page[T]], None]:
         """``(key, page)`` pairs, list after list."""
-        return self._stream()
+        if self._stream_gen is not None:
+            raise RuntimeError("a paged iterator can be iterated only once; call again")
+        self._stream_gen = self._stream()
+        return self._stream_gen
 
     async def collect(self) -> list[T]:
         """Every item of every list, as one list."""
         return [item async for item in self._items()]
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: cancel and await every list being fetched."""
+        await self._pumps.aclose()
+        await close_generator(self._stream_gen)
+
+    def _fold(self, done: PagedIterator[T]) -> None:
+        _add(self._finished, done.stats)
+
     async def _items(self) -> AsyncIterator[T]:
-        async with aclosing(self._stream()) as stream:
+        async with aclosing(self.pages()) as stream:
             async for _, page in stream:
                 for item in page.data:
                     yield item
@@ -441,29 +462,27 @@ class ManyPagedIterator(Generic[T]):
             await queue.put(_DONE)
 
     async def _stream(self) -> AsyncGenerator[tuple[str, Page[T]], None]:
-        if self._started:
-            raise RuntimeError("a paged iterator can be iterated only once; call again")
-        self._started = True
-        pending = iter(self._keys)
-        open_lists: deque[tuple[str, asyncio.Queue[object], asyncio.Task[None]]] = deque()
+        pending = iter(enumerate(self._keys))
+        open_lists: deque[tuple[str, asyncio.Queue[object]]] = deque()
 
         def open_next() -> None:
-            key = next(pending, None)
+            number, key = next(pending, (-1, None))
             if key is not None:
                 queue: asyncio.Queue[object] = asyncio.Queue(maxsize=2)
-                task = asyncio.create_task(
-                    self._pump(self._open(key), queue), name=f"dialnexa-list-{key}"
-                )
-                open_lists.append((key, queue, task))
+                iterator = self._open(key)
+                self._lists.append(iterator)
+                self._pumps.start(number, self._pump(iterator, queue))
+                open_lists.append((key, queue))
 
         try:
             for _ in range(self._ahead):
                 open_next()
             while open_lists:
-                key, queue, _task = open_lists[0]
+                key, queue = open_lists[0]
                 item = await queue.get()
                 if item is _DONE:
                     open_lists.popleft()
+                    self._fold(self._lists.popleft())
                     open_next()
                     continue
                 if isinstance(item, Exception):
@@ -473,8 +492,4 @@ class ManyPagedIterator(Generic[T]):
                     page = Page(data=self._tag(key, page.data), meta=page.meta)
                 yield key, page
         finally:
-            tasks = [task for _, _, task in open_lists]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await self._pumps.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import weakref
@@ -11,9 +12,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._client import Client
 from ._pagination import PagedIterator, close_all
+from ._raw import WithRawResponse
 from ._retry import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy
-from ._transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
+from ._transport import DEFAULT_MAX_RESPONSE_BYTES, AiohttpTransport, AsyncTransport
 from ._validate import check_int_range, check_seconds
 from .resources.campaign_leads import CampaignLeads
 from .resources.workflow_leads import WorkflowLeads
@@ -86,6 +89,9 @@ class AsyncDialNexa:
         max_concurrency: Requests in flight at once for this whole session, across every call
             and iterator.
         session: An ``aiohttp.ClientSession`` to use; it is left open on close.
+        transport: An :class:`~dialnexa_async.AsyncTransport` to send every attempt through
+            instead of aiohttp (e.g. :class:`~dialnexa_async.testing.MockTransport` in a
+            unit test); it is left open on close. Not together with ``session``.
         allow_insecure_http: Allow a plain ``http://`` base URL to a non-loopback host.
         max_response_bytes: The largest response body read, counted after decompression
             (default 32 MiB, far above any real page); a larger one fails the request with
@@ -110,6 +116,7 @@ class AsyncDialNexa:
         backoff: float = DEFAULT_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        transport: AsyncTransport | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
         if key is not None and not isinstance(key, str):
@@ -132,8 +139,15 @@ class AsyncDialNexa:
         check_int_range(max_response_bytes, "max_response_bytes", 1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
+        if transport is not None:
+            if session is not None:
+                raise ValueError("pass session or transport, not both")
+            if not isinstance(transport, AsyncTransport):
+                raise TypeError("transport must have async send(request) and aclose() methods")
         self.max_concurrency = max_concurrency
-        self._transport = Transport(
+        self._client = Client(
+            transport=transport or AiohttpTransport(session=session, pool_size=max_concurrency),
+            owns_transport=transport is None,
             api_key=key.strip(),
             base_url=self.base_url,
             timeout=float(timeout),
@@ -142,13 +156,12 @@ class AsyncDialNexa:
                 max_retries=max_retries, base_delay=float(backoff), max_delay=float(max_backoff)
             ),
             max_concurrency=max_concurrency,
-            session=session,
             max_response_bytes=max_response_bytes,
         )
         self._iterators: weakref.WeakSet[PagedIterator[Any]] = weakref.WeakSet()
-        leads = WorkflowLeads(self._transport, self._iterators)
-        self.workflows = Workflows(self._transport, leads, self._iterators)
-        self.campaign_leads = CampaignLeads(self._transport)
+        leads = WorkflowLeads(self._client, self._iterators)
+        self.workflows = Workflows(self._client, leads, self._iterators)
+        self.campaign_leads = CampaignLeads(self._client)
 
     def __repr__(self) -> str:
         return f"<AsyncDialNexa base_url={self.base_url!r} max_concurrency={self.max_concurrency}>"
@@ -156,7 +169,14 @@ class AsyncDialNexa:
     @property
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
-        return self._transport.closed
+        return self._client.closed
+
+    @functools.cached_property
+    def with_raw_response(self) -> WithRawResponse:
+        """The same calls, each returning a :class:`~dialnexa_async.RawResponse`: the decoded
+        value (``.parsed``) with the answer's ``status_code``, ``headers``, ``request_id`` and
+        ``attempts``. ``await dn.with_raw_response.workflows.get(wf_id)``."""
+        return WithRawResponse(self.workflows, self.campaign_leads)
 
     async def __aenter__(self) -> Self:
         return self
@@ -175,4 +195,4 @@ class AsyncDialNexa:
         close_all(self._iterators)
         for iterator in iterators:
             await iterator.aclose()
-        await self._transport.aclose()
+        await self._client.aclose()

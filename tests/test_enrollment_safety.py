@@ -250,9 +250,10 @@ async def test_stalled_survives_a_lead_removed_meanwhile_and_closes_cleanly() ->
             ]
             assert gone
             assert found
-            stream = dn.workflows.leads.stalled(fake.workflow_id or "", older_than=timedelta(0))
+            stalled = dn.workflows.leads.stalled(fake.workflow_id or "", older_than=timedelta(0))
+            stream = aiter(stalled)
             await anext(stream)
-            await stream.aclose()
+            await stalled.aclose()
             assert [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-")] == []
 
 

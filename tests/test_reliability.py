@@ -114,7 +114,13 @@ async def test_the_key_appears_in_no_log_repr_or_error(caplog: pytest.LogCapture
 
     async with FakeDialNexa(leads=50, api_key=API_KEY, latency=0.01, interceptor=bad_json) as fake:
         async with AsyncDialNexa(API_KEY, base_url=fake.url, max_retries=0, timeout=5) as dn:
-            texts += [repr(dn), repr(dn.workflows), repr(dn.workflows.leads), repr(dn._transport)]
+            texts += [
+                repr(dn),
+                repr(dn.workflows),
+                repr(dn.workflows.leads),
+                repr(dn._client),
+                repr(dn._client.transport),
+            ]
             iterator = dn.workflows.leads.list(fake.workflow_id or "")
             texts += [repr(iterator), repr(iterator.stats)]
             result = await dn.workflows.leads.enroll(

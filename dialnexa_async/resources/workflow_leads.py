@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import os
 import weakref
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
-from contextlib import aclosing
+from collections.abc import AsyncIterable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -17,18 +14,20 @@ from typing import Any
 import anyio
 import attrs
 
+from .._client import Client
 from .._concurrency import gather
-from .._convert import VariableKeys, decode, decode_page
+from .._convert import VariableKeys, decode_page
 from .._enroll import ProgressCallback, run_enrollment
 from .._journal import Journal
 from .._pagination import ManyPagedIterator, PagedIterator
 from .._sources import DuplicatePolicy, open_source
-from .._transport import Transport, encode_path
+from .._stalled import StalledLeads
+from .._transport import encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_timeout
 from .._workbook import WorkbookLimits
 from ..errors import EnrollmentError, NotFoundError
-from ..models import EnrollmentResult, LeadHistory, LeadStatus, Page, WorkflowLead
-from ._common import effective_concurrency, page_fetcher
+from ..models import Enrollment, EnrollmentResult, LeadHistory, LeadStatus, Page, WorkflowLead
+from ._base import APIResource
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
 
@@ -57,15 +56,11 @@ def _decode_leads(payload: Any, number: int, *, limit: int, path: str) -> Page[W
     return decode_page(payload, WorkflowLead, page=number, limit=limit, method="GET", path=path)
 
 
-class WorkflowLeads:
+class WorkflowLeads(APIResource):
     """``dn.workflows.leads``: the leads enrolled in a workflow."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        iterators: weakref.WeakSet[PagedIterator[Any]],
-    ) -> None:
-        self._transport = transport
+    def __init__(self, client: Client, iterators: weakref.WeakSet[PagedIterator[Any]]) -> None:
+        super().__init__(client)
         self._iterators = iterators
 
     # -- reading ----------------------------------------------------------------------------
@@ -90,7 +85,7 @@ class WorkflowLeads:
         check_int_range(limit, "limit", 1, MAX_PAGE_SIZE)
         params = _status_param(status)
         path = encode_path("workflows", workflow_id, "leads")
-        fetch = page_fetcher(self._transport, path, limit=limit, params=params, timeout=timeout)
+        fetch = self._page_fetcher(path, limit=limit, params=params, timeout=timeout)
         payload, _ = await fetch(page)
         return _decode_leads(payload, page, limit=limit, path=path)
 
@@ -134,11 +129,11 @@ class WorkflowLeads:
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
         if max_pages is not None:
             check_int_range(max_pages, "max_pages", 1)
-        concurrency = effective_concurrency(self._transport, max_concurrency)
+        concurrency = self._concurrency(max_concurrency)
         path = encode_path("workflows", workflow_id, "leads")
         params = _status_param(status)
         return PagedIterator(
-            page_fetcher(self._transport, path, limit=page_size, params=params, timeout=timeout),
+            self._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_leads, limit=page_size, path=path),
             concurrency=concurrency,
             key=lambda lead: lead.id,
@@ -213,7 +208,7 @@ class WorkflowLeads:
             )
 
         return ManyPagedIterator(
-            ids, open_list, ahead=self._transport.max_concurrency, tag=_tag_workflow
+            ids, open_list, ahead=self._client.max_concurrency, tag=_tag_workflow
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -229,8 +224,7 @@ class WorkflowLeads:
         check_id(workflow_id, "workflow_id")
         check_id(lead_id, "lead_id")
         path = encode_path("workflows", workflow_id, "leads", lead_id, "history")
-        response = await self._transport.request("GET", path, idempotent=True, timeout=timeout)
-        return decode(response.payload, LeadHistory, method="GET", path=path)
+        return await self._get(path, cast_to=LeadHistory, timeout=timeout)
 
     async def variable_keys(
         self, workflow_id: str, *, timeout: float | None = None
@@ -238,8 +232,7 @@ class WorkflowLeads:
         """The dynamic-variable keys the workflow's leads carry (the non-phone columns)."""
         check_id(workflow_id, "workflow_id")
         path = encode_path("workflows", workflow_id, "leads", "variable-keys")
-        response = await self._transport.request("GET", path, idempotent=True, timeout=timeout)
-        return decode(response.payload, VariableKeys, method="GET", path=path).keys
+        return (await self._get(path, cast_to=VariableKeys, timeout=timeout)).keys
 
     def stalled(
         self,
@@ -248,20 +241,25 @@ class WorkflowLeads:
         older_than: timedelta,
         now: datetime | None = None,
         max_concurrency: int | None = None,
-    ) -> AsyncGenerator[tuple[WorkflowLead, datetime], None]:
+    ) -> StalledLeads:
         """In-progress leads whose current step started longer ago than ``older_than``.
 
         Scans the workflow's ``in_progress`` leads and fetches their histories concurrently
         (the scan and the history requests overlap; all share the session's cap), yielding
         ``(lead, since)`` in the scan's order, where ``since`` is when the lead's current step
         started (its enrolment time if it has no step yet). A lead that moved on between the
-        scan and its history request is judged by its history, so it is not reported.
+        scan and its history request is judged by its history, so it is not reported; one whose
+        history is gone (removed meanwhile) is skipped.
 
         Args:
             workflow_id: The workflow.
             older_than: How long a step may run before the lead counts as stalled.
             now: The reference time (default: the current time, UTC).
             max_concurrency: History requests in flight at once; at most the session's cap.
+
+        Returns:
+            A :class:`~dialnexa_async.StalledLeads`: ``async for lead, since in it``,
+            ``async with``, ``aclose()``, ``.stats``.
         """
         check_id(workflow_id, "workflow_id")
         if not isinstance(older_than, timedelta):
@@ -270,57 +268,14 @@ class WorkflowLeads:
             raise ValueError("older_than must not be negative")
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
             raise ValueError("now must be a timezone-aware datetime")
-        concurrency = effective_concurrency(self._transport, max_concurrency)
-        return self._stalled(workflow_id, older_than, now, concurrency)
-
-    async def _stalled(
-        self,
-        workflow_id: str,
-        older_than: timedelta,
-        now: datetime | None,
-        concurrency: int,
-    ) -> AsyncGenerator[tuple[WorkflowLead, datetime], None]:
-        cutoff = (now or datetime.now(UTC)) - older_than
-        window = 2 * concurrency
-        pending: deque[tuple[WorkflowLead, asyncio.Task[LeadHistory | None]]] = deque()
-
-        def judge(lead: WorkflowLead, history: LeadHistory | None) -> datetime | None:
-            if history is None:
-                return None  # removed between the scan and its history request
-            current = history.steps[-1] if history.steps else None
-            if current is not None and current.ended_at is not None:
-                return None  # it finished its step after the scan saw it
-            since = current.started_at if current is not None else lead.enrolled_at
-            return since if since is not None and since < cutoff else None
-
-        try:
-            async with aclosing(
-                self.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
-            ) as leads:
-                async for lead in leads:
-                    if lead.status != LeadStatus.IN_PROGRESS:
-                        continue
-                    task = asyncio.create_task(
-                        self._history_if_any(workflow_id, lead.id),
-                        name=f"dialnexa-history-{lead.id}",
-                    )
-                    pending.append((lead, task))
-                    while len(pending) >= window or (pending and pending[0][1].done()):
-                        first, done = pending.popleft()
-                        since = judge(first, await done)
-                        if since is not None:
-                            yield first, since
-            while pending:
-                first, done = pending.popleft()
-                since = judge(first, await done)
-                if since is not None:
-                    yield first, since
-        finally:
-            tasks = [task for _, task in pending]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+        concurrency = self._concurrency(max_concurrency)
+        leads = self.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
+        return StalledLeads(
+            leads,
+            partial(self._history_if_any, workflow_id),
+            cutoff=(now or datetime.now(UTC)) - older_than,
+            concurrency=concurrency,
+        )
 
     async def _history_if_any(self, workflow_id: str, lead_id: str) -> LeadHistory | None:
         try:
@@ -343,14 +298,7 @@ class WorkflowLeads:
         check_id(workflow_id, "workflow_id")
         check_id(lead_id, "lead_id")
         path = encode_path("workflows", workflow_id, "leads", lead_id)
-        await self._transport.request(
-            "DELETE",
-            path,
-            idempotent=True,
-            timeout=timeout,
-            ok_after_retry=frozenset({404, 409}),
-            parse=False,  # any 2xx is a removal, whatever its body says (or fails to say)
-        )
+        await self._delete(path, timeout=timeout, ok_after_retry=frozenset({404, 409}))
 
     # -- enrolling --------------------------------------------------------------------------
 
@@ -425,8 +373,8 @@ class WorkflowLeads:
         if not isinstance(skip_existing, bool):
             raise TypeError(f"skip_existing must be a bool, got {type(skip_existing).__name__}")
         journal_path = _journal_path(journal)
-        concurrency = effective_concurrency(self._transport, max_concurrency)
-        if self._transport.closed:
+        concurrency = self._concurrency(max_concurrency)
+        if self._client.closed:
             raise RuntimeError("this AsyncDialNexa is closed")
         if isinstance(source, AsyncIterable):
             # Rows from an async source are gathered first: the whole source is checked
@@ -447,15 +395,15 @@ class WorkflowLeads:
                 opened = await anyio.to_thread.run_sync(
                     Journal, journal_path, workflow_id, src.filename
                 )
+            path = encode_path("workflows", workflow_id, "leads")
             result = await run_enrollment(
-                self._transport,
-                encode_path("workflows", workflow_id, "leads"),
+                partial(self._post_file, path, cast_to=Enrollment, timeout=timeout),
+                lambda: self._client.closed,
                 src,
                 on_duplicate=on_duplicate,
                 chunk_size=chunk_size,
                 concurrency=concurrency,
                 on_progress=on_progress,
-                timeout=timeout,
                 journal=opened,
                 existing=existing,
             )

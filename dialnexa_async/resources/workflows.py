@@ -6,9 +6,10 @@ import weakref
 from functools import partial
 from typing import Any, Literal
 
+from .._client import Client
 from .._convert import decode, decode_page
 from .._pagination import PagedIterator
-from .._transport import Transport, encode_path
+from .._transport import encode_path
 from .._validate import (
     MAX_PAGE_SIZE,
     check_choice,
@@ -19,7 +20,7 @@ from .._validate import (
 )
 from ..errors import ConflictError
 from ..models import Page, Workflow, WorkflowAction, WorkflowStatus
-from ._common import effective_concurrency, page_fetcher
+from ._base import APIResource
 from .workflow_leads import WorkflowLeads
 
 __all__ = ["Workflows"]
@@ -37,7 +38,7 @@ def _decode_workflows(payload: Any, number: int, *, limit: int, path: str) -> Pa
     return decode_page(payload, Workflow, page=number, limit=limit, method="GET", path=path)
 
 
-class Workflows:
+class Workflows(APIResource):
     """``dn.workflows``: multi-step calling workflows.
 
     Attributes:
@@ -46,11 +47,11 @@ class Workflows:
 
     def __init__(
         self,
-        transport: Transport,
+        client: Client,
         leads: WorkflowLeads,
         iterators: weakref.WeakSet[PagedIterator[Any]],
     ) -> None:
-        self._transport = transport
+        super().__init__(client)
         self._iterators = iterators
         self.leads = leads
 
@@ -79,11 +80,9 @@ class Workflows:
         }
         if check_optional_str(description, "description") is not None:
             body["description"] = description  # type: ignore[assignment]
-        path = encode_path("workflows")
-        response = await self._transport.request(
-            "POST", path, json=body, idempotent=False, timeout=timeout
+        return await self._post(
+            encode_path("workflows"), cast_to=Workflow, body=body, timeout=timeout
         )
-        return decode(response.payload, Workflow, method="POST", path=path)
 
     def list(
         self,
@@ -117,10 +116,10 @@ class Workflows:
             if sort_order not in ("ASC", "DESC"):
                 raise ValueError(f"sort_order must be 'ASC' or 'DESC', got {sort_order!r}")
             params["sortOrder"] = sort_order
-        concurrency = effective_concurrency(self._transport, max_concurrency)
+        concurrency = self._concurrency(max_concurrency)
         path = encode_path("workflows")
         return PagedIterator(
-            page_fetcher(self._transport, path, limit=page_size, params=params, timeout=timeout),
+            self._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_workflows, limit=page_size, path=path),
             concurrency=concurrency,
             key=lambda workflow: workflow.id,
@@ -136,8 +135,7 @@ class Workflows:
         """
         check_id(workflow_id, "workflow_id")
         path = encode_path("workflows", workflow_id)
-        response = await self._transport.request("GET", path, idempotent=True, timeout=timeout)
-        return decode(response.payload, Workflow, method="GET", path=path)
+        return await self._get(path, cast_to=Workflow, timeout=timeout)
 
     async def set_status(
         self,
@@ -164,13 +162,8 @@ class Workflows:
         check_id(workflow_id, "workflow_id")
         chosen = WorkflowAction(check_choice(action, "action", WorkflowAction))
         path = encode_path("workflows", workflow_id, "status")
-        response = await self._transport.request(
-            "PATCH",
-            path,
-            json={"action": chosen.value},
-            idempotent=True,
-            timeout=timeout,
-            ok_after_retry=frozenset({409}),
+        response = await self._patch(
+            path, body={"action": chosen.value}, timeout=timeout, ok_after_retry=frozenset({409})
         )
         if response.status == 409:
             workflow = await self.get(workflow_id, timeout=timeout)
@@ -184,7 +177,9 @@ class Workflows:
                     body=response.payload,
                 )
             return workflow
-        return decode(response.payload, Workflow, method="PATCH", path=path)
+        return decode(
+            response.payload, Workflow, method="PATCH", path=path, status_code=response.status
+        )
 
     async def activate(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
         """Start a draft workflow: its leads begin moving through the nodes."""

@@ -13,11 +13,15 @@
 ``Hostile`` makes it answer as a hostile or broken server would (redirects, oversize and
 gzip-bomb bodies, deeply nested JSON, an echoed key, cycling pages, inconsistent ``meta``).
 
+``MockTransport(handler)`` is the client without sockets: everything above the transport runs
+for real, and ``handler`` answers each attempt.
+
 With pytest, the plugin (registered automatically on install) gives the fixtures
 ``dialnexa_fake_server`` (a running :class:`FakeDialNexa` with 250 leads) and ``dialnexa_client``
 (an :class:`~dialnexa_async.AsyncDialNexa` pointed at it).
 """
 
+from ._mock import MockTransport
 from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Faults, Hostile, Interceptor
 from ._store import FakeStore
 
@@ -29,4 +33,5 @@ __all__ = [
     "Faults",
     "Hostile",
     "Interceptor",
+    "MockTransport",
 ]

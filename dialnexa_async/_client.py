@@ -1,0 +1,262 @@
+"""The layer above the transport: authenticate, hold a slot, retry, keep deadlines, decipher, log.
+
+Every request of a session goes through :meth:`Client.request`. Each attempt holds one slot of
+the session's :class:`anyio.CapacityLimiter` (not while sleeping between attempts), so that all
+iterators and calls of a session together never exceed ``max_concurrency``; the attempt itself
+is one :meth:`~dialnexa_async._transport.AsyncTransport.send`.
+
+Deadlines: a per-call ``timeout`` is one deadline for the whole call (the wait for a slot, every
+attempt, backoff and ``Retry-After`` included); a ``Retry-After`` that does not fit in what is
+left raises at once instead of sleeping into the deadline. Without one, each attempt has the
+session's ``timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import anyio
+import attrs
+
+from ._decipher import decipher, header, request_id
+from ._retry import RetryPolicy, parse_retry_after
+from ._transport import AsyncTransport, HTTPRequest, HTTPResponse, UploadFile, scrubbed
+from ._validate import check_timeout
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+)
+
+__all__ = ["USER_AGENT", "Client", "Response"]
+
+logger = logging.getLogger("dialnexa_async")
+
+USER_AGENT = f"dialnexa-async/{__version__}"
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    """A deciphered 2xx answer (or an ``ok_after_retry`` status), with what came with it."""
+
+    status: int
+    payload: Any
+    attempts: int
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def request_id(self) -> str | None:
+        return request_id(self.headers)
+
+
+@attrs.define(eq=False)
+class _Failure:
+    error: APIStatusError | APIConnectionError | APIResponseValidationError
+    retry_after: float | None = None
+
+
+class Client:
+    """Sends requests for one :class:`~dialnexa_async.AsyncDialNexa`; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        transport: AsyncTransport,
+        owns_transport: bool,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        connect_timeout: float,
+        retry: RetryPolicy,
+        max_concurrency: int,
+        max_response_bytes: int,
+    ) -> None:
+        self.transport = transport
+        self._owns_transport = owns_transport
+        self._key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self.retry = retry
+        self.max_concurrency = max_concurrency
+        self.max_response_bytes = max_response_bytes
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Client {self._base_url!r}>"
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        # Created lazily: anyio primitives need a running event loop.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_concurrency)
+        return self._limiter
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._owns_transport:
+            await self.transport.aclose()
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._key}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    def _url(self, path: str, params: Mapping[str, str | int] | None) -> str:
+        url = self._base_url + path
+        if params:
+            url += "?" + urlencode({k: str(v) for k, v in params.items()}, quote_via=quote)
+        return url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        file: UploadFile | None = None,
+        idempotent: bool,
+        timeout: float | None = None,
+        ok_after_retry: frozenset[int] = frozenset(),
+        parse: bool = True,
+    ) -> Response:
+        """Send, retrying per the policy, and return the deciphered answer or raise.
+
+        ``path`` must already be encoded (see :func:`~dialnexa_async._transport.encode_path`).
+        A status in ``ok_after_retry`` answered to a *retried* attempt is returned as a
+        response, not raised: for a DELETE, "not found" after a lost answer means the first
+        attempt worked. With ``parse=False`` a 2xx body is not read as JSON.
+        """
+        timeout = check_timeout(timeout)
+        if self._closed:
+            raise RuntimeError("this AsyncDialNexa is closed")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        template = HTTPRequest(
+            method=method,
+            url=self._url(path, params),
+            path=path,
+            headers=self._headers(),
+            json=json,
+            file=file,
+            timeout=self._timeout,
+            connect_timeout=self._connect_timeout,
+            max_response_bytes=self.max_response_bytes,
+        )
+        attempt = 0
+        while True:
+            budget = self._timeout if deadline is None else deadline - time.monotonic()
+            outcome = await self._attempt(template, budget, deadline is not None, attempt, parse)
+            if isinstance(outcome, Response):
+                return attrs.evolve(outcome, attempts=attempt + 1)
+            error = outcome.error
+            if (
+                isinstance(error, APIStatusError)
+                and attempt
+                and error.status_code in ok_after_retry
+            ):
+                return Response(status=error.status_code, payload=error.body, attempts=attempt + 1)
+            if not self._retryable(outcome, attempt, idempotent):
+                raise scrubbed(error)
+            delay = self.retry.delay(attempt, retry_after=outcome.retry_after)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                # The next attempt could not start before the deadline: say so now (a 429
+                # keeps its .retry_after) rather than sleep into it.
+                raise scrubbed(error)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    def _retryable(self, failure: _Failure, attempt: int, idempotent: bool) -> bool:
+        error = failure.error
+        if isinstance(error, APIResponseValidationError):
+            return False  # an answer came; asking again would get the same
+        if isinstance(error, APIStatusError):
+            return self.retry.should_retry_status(
+                error.status_code,
+                attempt=attempt,
+                idempotent=idempotent,
+                retry_after=failure.retry_after,
+            )
+        return self.retry.should_retry_connection_error(
+            attempt=attempt, idempotent=idempotent, body_sent=error.body_sent
+        )
+
+    async def _attempt(
+        self, template: HTTPRequest, budget: float, wait_counts: bool, attempt: int, parse: bool
+    ) -> Response | _Failure:
+        """One attempt, holding one slot of the session's limiter.
+
+        ``budget`` is the time this attempt may take; when ``wait_counts`` (a per-call
+        deadline) the wait for a slot is taken out of it too.
+        """
+        method, path = template.method, template.path
+        started = time.monotonic()
+        acquired = False
+        with anyio.move_on_after(budget if wait_counts else None):
+            await self.limiter.acquire()
+            acquired = True
+        if not acquired:
+            return _Failure(APITimeoutError(method=method, path=path, body_sent=False))
+        outcome: Response | _Failure | None = None
+        try:
+            remaining = budget - (time.monotonic() - started)
+            if remaining <= 0:
+                outcome = _Failure(APITimeoutError(method=method, path=path, body_sent=False))
+                return outcome
+            try:
+                answer = await self.transport.send(attrs.evolve(template, timeout=remaining))
+            except (APIConnectionError, APIResponseValidationError) as exc:
+                outcome = _Failure(exc)
+                return outcome
+            outcome = self._decipher(template, answer, parse)
+            return outcome
+        finally:
+            self.limiter.release()
+            logger.debug(
+                "%s %s -> %s in %.3fs (attempt %d)",
+                method,
+                path,
+                _outcome_text(outcome),
+                time.monotonic() - started,
+                attempt + 1,
+            )
+
+    def _decipher(
+        self, request: HTTPRequest, answer: HTTPResponse, parse: bool
+    ) -> Response | _Failure:
+        method, path, headers = request.method, request.path, answer.headers
+        try:
+            payload = decipher(
+                method, path, answer.status, headers, answer.body, secret=self._key, parse=parse
+            )
+        except APIStatusError as exc:
+            return _Failure(exc, parse_retry_after(header(headers, "retry-after")))
+        except APIResponseValidationError as exc:
+            return _Failure(exc)
+        return Response(status=answer.status, payload=payload, attempts=1, headers=headers)
+
+
+def _outcome_text(outcome: Response | _Failure | None) -> str:
+    """What an attempt came to, for the log line: a status, or the kind of failure."""
+    if outcome is None:
+        return "cancelled"
+    if isinstance(outcome, Response):
+        return str(outcome.status)
+    error = outcome.error
+    if isinstance(error, APIStatusError | APIResponseValidationError):
+        return str(error.status_code)
+    cause = error.__cause__
+    return type(cause if cause is not None else error).__name__
