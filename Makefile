@@ -13,11 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m dialnexa_async.testing.demo
+	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check dialnexa_async tests benchmarks
-	$(BIN)/ruff format --check dialnexa_async tests benchmarks
+	$(BIN)/ruff check dialnexa_async tests benchmarks examples
+	$(BIN)/ruff format --check dialnexa_async tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -39,6 +39,7 @@ PAGE = 100
 def fake_server(leads: int, latency_ms: float) -> Iterator[tuple[str, str, str]]:
     """A fake server process; yields ``(base url, api key, workflow id)``."""
     command = [sys.executable, "-m", "dialnexa_async.testing", "--leads", str(leads)]
+    command.append("--benchmark-page-cache")
     command += ["--latency-ms", str(latency_ms)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
     try:

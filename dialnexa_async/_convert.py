@@ -39,7 +39,7 @@ from .models import (
     WorkflowStatus,
 )
 
-__all__ = ["VariableKeys", "converter", "decode", "decode_page", "decode_row_errors", "unwrap"]
+__all__ = ["VariableKeys", "converter", "decode", "decode_page", "unwrap"]
 
 T = TypeVar("T")
 
@@ -501,39 +501,3 @@ def decode_page(
     except Exception as exc:
         _fail(exc, payload, "$.meta", where)
     return Page(data=items, meta=meta)
-
-
-def decode_row_errors(body: Any) -> list[RowError]:
-    """The row-level errors of an enrolment's 400 body, in any of the shapes the SDK tolerates.
-
-    Grouped (``errors: [{code, field, message, rows: [...]}]``) or flat
-    (``errors: [{row, message}]``); anything else gives no row errors (the message stays on the
-    exception). Never raises.
-    """
-    if not isinstance(body, Mapping):
-        return []
-    raw = body.get("errors")
-    if raw is None and isinstance(body.get("data"), Mapping):
-        raw = body["data"].get("errors")
-    if not isinstance(raw, list):
-        return []
-    out: list[RowError] = []
-    for entry in raw:
-        if not isinstance(entry, Mapping):
-            continue
-        rows = entry.get("rows")
-        if rows is None and entry.get("row") is not None:
-            rows = [entry["row"]]
-        message = entry.get("message")
-        try:
-            out.append(
-                RowError(
-                    message=str(message) if message is not None else "invalid row",
-                    rows=[converter.structure(r, int) for r in rows or []],
-                    code=None if entry.get("code") is None else str(entry["code"]),
-                    field=None if entry.get("field") is None else str(entry["field"]),
-                )
-            )
-        except (TypeError, ValueError):
-            continue
-    return out

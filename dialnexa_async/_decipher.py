@@ -9,7 +9,6 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._convert import decode_row_errors
 from ._retry import parse_retry_after
 from .errors import (
     APIResponseValidationError,
@@ -19,12 +18,14 @@ from .errors import (
     RedirectError,
     status_error_class,
 )
+from .models import RowError
 
 __all__ = [
     "JSON_PARSER",
     "MAX_MESSAGE_CHARS",
     "REQUEST_ID_HEADERS",
     "decipher",
+    "decode_row_errors",
     "error_from_response",
     "header",
     "parse_json",
@@ -111,6 +112,54 @@ def _server_message(body: object, status: int) -> str:
     if isinstance(body, str) and body:
         return body
     return f"HTTP {status}"
+
+
+def _row_number(value: object) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a row number, not a bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise TypeError(f"not a row number: {value!r}")
+
+
+def decode_row_errors(body: Any) -> list[RowError]:
+    """The row-level errors of an enrolment's 400 body, in any of the shapes the SDK tolerates.
+
+    Grouped (``errors: [{code, field, message, rows: [...]}]``) or flat
+    (``errors: [{row, message}]``); anything else gives no row errors (the message stays on the
+    exception). Never raises.
+    """
+    if not isinstance(body, Mapping):
+        return []
+    raw = body.get("errors")
+    if raw is None and isinstance(body.get("data"), Mapping):
+        raw = body["data"].get("errors")
+    if not isinstance(raw, list):
+        return []
+    out: list[RowError] = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            continue
+        rows = entry.get("rows")
+        if rows is None and entry.get("row") is not None:
+            rows = [entry["row"]]
+        message = entry.get("message")
+        try:
+            out.append(
+                RowError(
+                    message=str(message) if message is not None else "invalid row",
+                    rows=[_row_number(r) for r in rows or []],
+                    code=None if entry.get("code") is None else str(entry["code"]),
+                    field=None if entry.get("field") is None else str(entry["field"]),
+                )
+            )
+        except TypeError:
+            continue
+    return out
 
 
 def error_from_response(

@@ -36,10 +36,19 @@ except ModuleNotFoundError as exc:  # pragma: no cover - the cli extra installs 
         "the dialnexa command needs its extra: pip install 'dialnexa-async[cli]'"
     ) from exc
 
-from ._journal import read_journal
-from ._session import AsyncDialNexa
-from .errors import DialNexaError, EnrollmentError, NotFoundError
-from .models import EnrollmentResult, UploadFailure, WorkflowAction, WorkflowLead, WorkflowStatus
+# Public names only, as any program built on the SDK would use them.
+from dialnexa_async import (
+    AsyncDialNexa,
+    DialNexaError,
+    EnrollmentError,
+    EnrollmentResult,
+    NotFoundError,
+    UploadFailure,
+    WorkflowAction,
+    WorkflowLead,
+    WorkflowStatus,
+    read_journal,
+)
 
 __all__ = ["main"]
 
@@ -617,11 +626,17 @@ def fake_server(port: int, lead_count: int, latency_ms: float, server_key: str |
 
     Prints the environment to point the command at it, then serves until interrupted.
     """
-    from .testing.__main__ import serve  # noqa: PLC0415
-    from .testing._server import DEFAULT_API_KEY  # noqa: PLC0415 - only this command needs it
+    from dialnexa_async.testing import DEFAULT_API_KEY, serve  # noqa: PLC0415 - this command's
 
     with suppress(KeyboardInterrupt):
-        asyncio.run(serve(port, lead_count, latency_ms, server_key or DEFAULT_API_KEY))
+        asyncio.run(
+            serve(
+                port=port,
+                leads=lead_count,
+                latency_ms=latency_ms,
+                api_key=server_key or DEFAULT_API_KEY,
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

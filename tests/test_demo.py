@@ -1,6 +1,17 @@
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
-from dialnexa_async.testing import demo
+# The demo is an example, not part of the package: loaded from examples/ as `make demo` runs it.
+_DEMO = Path(__file__).parent.parent / "examples" / "demo.py"
+_spec = importlib.util.spec_from_file_location("dialnexa_demo", _DEMO)
+assert _spec is not None
+assert _spec.loader is not None
+demo = importlib.util.module_from_spec(_spec)
+sys.modules["dialnexa_demo"] = demo
+_spec.loader.exec_module(demo)
 
 
 async def test_make_demo_runs_the_whole_scenario(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,15 @@ With pytest, the plugin (registered automatically on install) gives the fixtures
 """
 
 from ._mock import MockTransport
-from ._server import DEFAULT_API_KEY, FakeDialNexa, FakeServerStats, Faults, Hostile, Interceptor
+from ._server import (
+    DEFAULT_API_KEY,
+    FakeDialNexa,
+    FakeServerStats,
+    Faults,
+    Hostile,
+    Interceptor,
+    serve,
+)
 from ._store import FakeStore
 
 __all__ = [
@@ -34,4 +42,5 @@ __all__ = [
     "Hostile",
     "Interceptor",
     "MockTransport",
+    "serve",
 ]

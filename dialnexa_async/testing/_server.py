@@ -7,6 +7,8 @@ import inspect
 import json
 import math
 import random
+import signal
+import sys
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -27,11 +29,31 @@ from ._store import (
     parse_upload,
 )
 
-__all__ = ["FakeDialNexa", "FakeServerStats", "Faults", "Hostile", "Interceptor"]
+__all__ = ["FakeDialNexa", "FakeServerStats", "Faults", "Hostile", "Interceptor", "serve"]
 
 DEFAULT_API_KEY = "dnx_test_key"
 MAX_LIMIT = 100
 _PAGE_CACHE_SIZE = 2048
+
+
+class _BenchmarkPageCache:
+    """Lead-page answers kept until their list changes: for benchmarks only (off by default),
+    so that a client benchmark measures the client, not this server building a page again."""
+
+    def __init__(self, size: int = _PAGE_CACHE_SIZE) -> None:
+        self._size = size
+        self._answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
+        body = self._answers.get(key)
+        if body is None:
+            body = self._answers[key] = build()
+            if len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+        else:
+            self._answers.move_to_end(key)
+        return body
+
 
 Interceptor = Callable[
     [web.Request], Awaitable[web.StreamResponse | None] | web.StreamResponse | None
@@ -207,6 +229,8 @@ class FakeDialNexa:
         faults: Random faults to inject (:class:`Faults`).
         hostile: Hostile answers to give (:class:`Hostile`); may be changed while it runs.
         clock: What "now" is for the store (tests pass a fixed clock).
+        benchmark_page_cache: Keep each lead page's answer until its list changes, so that a
+            benchmark measures the client rather than this server (off by default).
     """
 
     def __init__(
@@ -221,6 +245,7 @@ class FakeDialNexa:
         faults: Faults | None = None,
         hostile: Hostile | None = None,
         clock: Callable[[], datetime] | None = None,
+        benchmark_page_cache: bool = False,
     ) -> None:
         self.api_key = api_key
         self.hostile = hostile or Hostile()
@@ -230,7 +255,7 @@ class FakeDialNexa:
         self.faults = faults or Faults()
         self._fault_random = random.Random(self.faults.seed)
         self.store = FakeStore(clock)
-        self._pages: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._page_cache = _BenchmarkPageCache() if benchmark_page_cache else None
         self.stats = FakeServerStats()
         self._host = host
         self._port = port
@@ -489,21 +514,20 @@ class FakeDialNexa:
         cycle = self.hostile.cycle_pages
         if cycle is not None and page > cycle:
             page = (page - 1) % cycle + 1
-        # Answers are cached until the list changes, so that a benchmark measures the client,
-        # not this server building the same page again.
-        key = (workflow.id, workflow.leads.version, page, limit, status, str(self.hostile.meta))
-        body = self._pages.get(key)
-        if body is None:
+
+        def build() -> bytes:
             start = (page - 1) * limit
             data, total = workflow.leads.page(start, start + limit, status)
             pages = math.ceil(total / limit)
             meta = {"page": page, "limit": limit, "total": total, "totalPages": pages}
             meta.update(self.hostile.meta or {})
-            body = self._pages[key] = _dumps({"data": data, "meta": meta})
-            if len(self._pages) > _PAGE_CACHE_SIZE:
-                self._pages.popitem(last=False)
+            return _dumps({"data": data, "meta": meta})
+
+        if self._page_cache is None:
+            body = build()
         else:
-            self._pages.move_to_end(key)
+            key = (workflow.id, workflow.leads.version, page, limit, status, str(self.hostile.meta))
+            body = self._page_cache.get(key, build)
         return web.Response(body=body, content_type="application/json")
 
     async def _enroll(self, request: web.Request) -> web.Response:
@@ -558,3 +582,35 @@ class FakeDialNexa:
         if lead is None:
             raise _NotFound("Campaign lead")
         return _json(lead)
+
+
+async def serve(
+    *,
+    port: int = 0,
+    leads: int = 0,
+    latency_ms: float = 0.0,
+    api_key: str = DEFAULT_API_KEY,
+    benchmark_page_cache: bool = False,
+) -> None:
+    """Run a :class:`FakeDialNexa` until SIGINT or SIGTERM.
+
+    It first prints one line, ``DIALNEXA_BASE_URL=<url> DIALNEXA_API_KEY=<key>
+    WORKFLOW_ID=<id>``, so that a shell or a test can point a client at it.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with FakeDialNexa(
+        leads=leads,
+        latency=latency_ms / 1000,
+        port=port,
+        api_key=api_key,
+        benchmark_page_cache=benchmark_page_cache,
+    ) as fake:
+        sys.stdout.write(
+            f"DIALNEXA_BASE_URL={fake.url} DIALNEXA_API_KEY={fake.api_key} "
+            f"WORKFLOW_ID={fake.workflow_id or ''}\n"
+        )
+        sys.stdout.flush()
+        await stop.wait()

@@ -1,6 +1,6 @@
 """``make demo``: a real scenario against the fake server, printed step by step.
 
-Run it as ``python -m dialnexa_async.testing.demo``.
+Run it as ``python examples/demo.py``. It uses only the SDK's public names, as your code would.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .._session import AsyncDialNexa
-from ._server import FakeDialNexa
+from dialnexa_async import AsyncDialNexa
+from dialnexa_async.testing import FakeDialNexa
 
 LEADS = 3000
 LATENCY = 0.01
