@@ -7,8 +7,10 @@ data}`` envelope, ``meta`` with or without ``totalPages`` or no ``meta`` at all.
 gets a key-normalising step in front of cattrs' generated structure function, so the models stay
 plain and the dialects live here, in one table.
 
-Decoding failures of any kind become :class:`~dialnexa_async.errors.APIResponseValidationError`
-naming the field that was wrong.
+:func:`make_converter` builds the converter from this module's hooks in one place (nothing is
+registered as a side effect of importing); :data:`converter` is the one the SDK uses. Decoding
+failures of any kind become :class:`~dialnexa_async.errors.APIResponseValidationError` naming
+the field that was wrong.
 """
 
 from __future__ import annotations
@@ -39,11 +41,9 @@ from .models import (
     WorkflowStatus,
 )
 
-__all__ = ["VariableKeys", "converter", "decode", "decode_page", "unwrap"]
+__all__ = ["VariableKeys", "converter", "decode", "decode_page", "make_converter", "unwrap"]
 
 T = TypeVar("T")
-
-converter = cattrs.Converter(detailed_validation=True)
 
 # Wire key -> attribute name, per class. Keys not listed pass through unchanged; the first alias
 # present wins over later ones only if the canonical key is absent (see _normaliser).
@@ -87,6 +87,11 @@ _ALIASES: dict[type, dict[str, str]] = {
 }
 
 
+def _aliases_of(cls: type, field: str) -> tuple[str, ...]:
+    """The wire keys that stand for ``field`` of ``cls``, in the table's order."""
+    return tuple(key for key, target in _ALIASES.get(cls, {}).items() if target == field)
+
+
 def _normaliser(cls: type) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     aliases = _ALIASES.get(cls, {})
     fields = {a.name for a in cls.__attrs_attrs__}  # type: ignore[attr-defined]
@@ -95,17 +100,16 @@ def _normaliser(cls: type) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         if not isinstance(raw, Mapping):
             raise TypeError(f"expected an object, got {type(raw).__name__}")
         out: dict[str, Any] = {key: value for key, value in raw.items() if key in fields}
-        # Aliases fill a field only where its own key is absent or null.
-        for key, value in raw.items():
-            target = aliases.get(key)
-            if target is not None and out.get(target) is None:
-                out[target] = value
+        # Aliases fill a field only where its own key is absent or null, in the table's order.
+        for key, target in aliases.items():
+            if key in raw and out.get(target) is None:
+                out[target] = raw[key]
         return out
 
     return normalise
 
 
-def _register_model(cls: type) -> None:
+def _register_model(converter: cattrs.Converter, cls: type) -> None:
     structure: Callable[[Mapping[str, Any], Any], Any] = make_dict_structure_fn(cls, converter)
     normalise = _normaliser(cls)
 
@@ -127,9 +131,6 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-converter.register_structure_hook(datetime, _structure_datetime)
-
-
 def _structure_str(value: Any, _: type) -> str:
     # Ids and phone numbers occasionally arrive as JSON numbers; booleans/objects never are strings.
     if isinstance(value, str):
@@ -137,9 +138,6 @@ def _structure_str(value: Any, _: type) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"expected a string, got {type(value).__name__}")
-
-
-converter.register_structure_hook(str, _structure_str)
 
 
 def _structure_int(value: Any, _: type) -> int:
@@ -152,9 +150,6 @@ def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise TypeError(f"expected an integer, got {value!r}")
-
-
-converter.register_structure_hook(int, _structure_int)
 
 
 def _enum_or_str(enum_cls: type[enum.StrEnum], aliases: Mapping[str, enum.StrEnum]) -> Any:
@@ -190,9 +185,6 @@ def _structure_status_union(value: Any, tp: Any) -> Any:
     return _STATUS_HOOKS[enum_cls](value, enum_cls)
 
 
-converter.register_structure_hook_func(_is_status_union, _structure_status_union)
-
-
 def _structure_mapping(value: Any, _: type) -> Mapping[str, object]:
     # Dynamic variables are free-form; null means none.
     if value is None:
@@ -202,37 +194,51 @@ def _structure_mapping(value: Any, _: type) -> Mapping[str, object]:
     return dict(value)
 
 
-converter.register_structure_hook_func(lambda tp: tp == Mapping[str, object], _structure_mapping)
-
-
-for _cls in (Workflow, WorkflowLead, CampaignLead, LeadHistoryStep, RowError):
-    _register_model(_cls)
-
-
 # --- the hot path -----------------------------------------------------------------------------
 # A full scan decodes every lead, so WorkflowLead gets a hand-written fast path for the common
-# shape (a dict of well-typed fields). Anything unusual returns None and goes through the generic
-# hook above, which accepts every dialect and names the field when something is wrong.
+# shape (a dict of well-typed fields). Anything unusual raises _Unusual and goes through the
+# generic hook, which accepts every dialect and names the field when something is wrong. The
+# fast path reads the same alias table as the generic hook, in the same order (a hypothesis test
+# holds the two to the same answers).
 
 _LEAD_STATUSES: dict[str, LeadStatus] = {member.value: member for member in LeadStatus}
+_STAMP_KEYS = ("enrolled_at", *_aliases_of(WorkflowLead, "enrolled_at"))
+_VARIABLES_KEYS = ("metadata", *_aliases_of(WorkflowLead, "metadata"))
+# Aliases of the plain string fields: when one is present, the generic hook decides.
+_STRING_ALIASES = frozenset(
+    key
+    for field in ("id", "phone_number", "current_node_id", "workflow_id")
+    for key in _aliases_of(WorkflowLead, field)
+)
+_LEAD_FIELDS = {field.name for field in attrs.fields(WorkflowLead)}
+_FAST_FIELDS = {"id", "phone_number", "status", "current_node_id", "enrolled_at", "workflow_id"}
+if _FAST_FIELDS | {"metadata"} != _LEAD_FIELDS:  # pragma: no cover - a guard for maintainers
+    raise RuntimeError("WorkflowLead changed: update its fast path in _convert")
 
 # attrs' frozen __init__ sets each slot through object.__setattr__; the slot descriptors set
 # them directly (what a frozen class forbids is assignment after construction, not this), at
-# half the cost. Every field is set below, so the object is complete.
+# half the cost. Taken by name, not by position; every field is set below.
 _new_lead = object.__new__
-(
-    _set_id,
-    _set_phone,
-    _set_status,
-    _set_node,
-    _set_enrolled,
-    _set_workflow,
-    _set_metadata,
-) = (WorkflowLead.__dict__[field.name].__set__ for field in attrs.fields(WorkflowLead))
+_SETTERS = {name: WorkflowLead.__dict__[name].__set__ for name in _LEAD_FIELDS}
+_set_id = _SETTERS["id"]
+_set_phone = _SETTERS["phone_number"]
+_set_status = _SETTERS["status"]
+_set_node = _SETTERS["current_node_id"]
+_set_enrolled = _SETTERS["enrolled_at"]
+_set_workflow = _SETTERS["workflow_id"]
+_set_metadata = _SETTERS["metadata"]
 
 
 class _Unusual(Exception):  # a control-flow signal; never leaves this module
     """The fast path declines; the generic hook decides."""
+
+
+def _first_set(get: Callable[[str], Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def _fast_workflow_lead(raw: Any) -> WorkflowLead:
@@ -246,8 +252,8 @@ def _fast_workflow_lead(raw: Any) -> WorkflowLead:
     workflow_id = get("workflow_id")
     if type(lead_id) is not str:
         raise _Unusual
-    if (phone is None or node is None or workflow_id is None) and (
-        "phoneNumber" in raw or "currentNodeId" in raw or "workflowId" in raw
+    if (phone is None or node is None or workflow_id is None) and not _STRING_ALIASES.isdisjoint(
+        raw
     ):
         raise _Unusual
     if (
@@ -259,11 +265,7 @@ def _fast_workflow_lead(raw: Any) -> WorkflowLead:
     # Aliases only where the canonical key is absent or null, exactly as _normaliser does.
     stamp = get("enrolled_at")
     if stamp is None:
-        stamp = get("created_at")
-        if stamp is None:
-            stamp = get("createdAt")
-            if stamp is None:
-                stamp = get("enrolledAt")
+        stamp = _first_set(get, _STAMP_KEYS)
     if stamp is None:
         enrolled_at = None
     elif type(stamp) is str:
@@ -277,11 +279,9 @@ def _fast_workflow_lead(raw: Any) -> WorkflowLead:
         raise _Unusual
     variables = get("metadata")
     if variables is None:
-        variables = get("dynamic_variables")
+        variables = _first_set(get, _VARIABLES_KEYS)
         if variables is None:
-            variables = get("dynamicVariables")
-            if variables is None:
-                variables = {}
+            variables = {}
     if type(variables) is not dict:
         raise _Unusual
     if status is not None:
@@ -300,22 +300,14 @@ def _fast_workflow_lead(raw: Any) -> WorkflowLead:
     return lead
 
 
-_generic_workflow_lead = converter.get_structure_hook(WorkflowLead)
-
-
-def _register_fast_lead() -> None:
-    generic = _generic_workflow_lead
-
+def _with_fast_path(generic: Callable[[Any, type], Any]) -> Callable[[Any, type], WorkflowLead]:
     def hook(raw: Any, cls: type) -> WorkflowLead:
         try:
             return _fast_workflow_lead(raw)
         except _Unusual:
             return generic(raw, cls)  # type: ignore[no-any-return]
 
-    converter.register_structure_hook(WorkflowLead, hook)
-
-
-_register_fast_lead()
+    return hook
 
 
 # --- composite shapes -------------------------------------------------------------------------
@@ -328,7 +320,7 @@ def unwrap(payload: Any) -> Any:
     return payload
 
 
-def _structure_enrollment(raw: Any, _: type) -> Enrollment:
+def _structure_enrollment(converter: cattrs.Converter, raw: Any) -> Enrollment:
     if not isinstance(raw, Mapping):
         raise TypeError(f"expected an object, got {type(raw).__name__}")
     message = raw.get("message")
@@ -337,7 +329,7 @@ def _structure_enrollment(raw: Any, _: type) -> Enrollment:
     if isinstance(inner, Mapping) and "statusCode" in raw:
         if "leads_enrolled" in inner or "leadsEnrolled" in inner or "id" in inner:
             # The envelope wraps one of the seed forms.
-            decoded = _structure_enrollment(inner, Enrollment)
+            decoded = _structure_enrollment(converter, inner)
             return decoded if decoded.message else _evolve_message(decoded, message)
         # Observed live form: {"+9198...": ["lead_..."]}, count.
         lead_ids = converter.structure(inner, dict[str, list[str]])
@@ -367,10 +359,7 @@ def _evolve_message(enrollment: Enrollment, message: str | None) -> Enrollment:
     return attrs.evolve(enrollment, message=message)
 
 
-converter.register_structure_hook(Enrollment, _structure_enrollment)
-
-
-def _structure_history(raw: Any, _: type) -> LeadHistory:
+def _structure_history(converter: cattrs.Converter, raw: Any) -> LeadHistory:
     if not isinstance(raw, Mapping):
         raise TypeError(f"expected an object, got {type(raw).__name__}")
     lead = converter.structure(raw.get("lead"), WorkflowLead)
@@ -381,9 +370,6 @@ def _structure_history(raw: Any, _: type) -> LeadHistory:
     return LeadHistory(lead=lead, steps=steps)
 
 
-converter.register_structure_hook(LeadHistory, _structure_history)
-
-
 @attrs.frozen
 class VariableKeys:
     """``{"keys": [...]}``: a workflow's dynamic-variable keys."""
@@ -391,12 +377,50 @@ class VariableKeys:
     keys: list[str]
 
 
-def _structure_variable_keys(raw: Any, _: type) -> VariableKeys:
+def _structure_variable_keys(converter: cattrs.Converter, raw: Any) -> VariableKeys:
     keys = raw.get("keys") if isinstance(raw, Mapping) else raw
     return VariableKeys(keys=converter.structure(keys, list[str]))
 
 
-converter.register_structure_hook(VariableKeys, _structure_variable_keys)
+def make_converter() -> cattrs.Converter:
+    """A converter that reads every dialect of the API into the SDK's models.
+
+    Every hook is registered here, in one place, in an order that does not matter except where
+    said: the models' generic hooks first, then WorkflowLead's fast path in front of its own.
+    """
+    converter = cattrs.Converter(detailed_validation=True)
+    converter.register_structure_hook(datetime, _structure_datetime)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook_func(_is_status_union, _structure_status_union)
+    converter.register_structure_hook_func(
+        lambda tp: tp == Mapping[str, object], _structure_mapping
+    )
+    for cls in (Workflow, WorkflowLead, CampaignLead, LeadHistoryStep, RowError):
+        _register_model(converter, cls)
+    # The fast path wraps the generic hook just made, which it falls back to.
+    generic_lead = converter.get_structure_hook(WorkflowLead)
+    converter.register_structure_hook(WorkflowLead, _with_fast_path(generic_lead))
+    converter.register_structure_hook(
+        Enrollment, lambda raw, _: _structure_enrollment(converter, raw)
+    )
+    converter.register_structure_hook(
+        LeadHistory, lambda raw, _: _structure_history(converter, raw)
+    )
+    converter.register_structure_hook(
+        VariableKeys, lambda raw, _: _structure_variable_keys(converter, raw)
+    )
+    return converter
+
+
+converter = make_converter()
+# The generic hook alone (without the fast path), for the test that holds the two to one answer.
+_lead_structure = make_dict_structure_fn(WorkflowLead, converter)
+_lead_normalise = _normaliser(WorkflowLead)
+
+
+def _generic_workflow_lead(raw: Any, cls: type) -> WorkflowLead:
+    return _lead_structure(_lead_normalise(raw), cls)
 
 
 def _first(raw: Mapping[str, Any], *keys: str) -> Any:
@@ -413,20 +437,17 @@ def _page_meta(payload: Mapping[str, Any], n_items: int, page: int, limit: int) 
     total_raw = _first(meta, "total", "totalItems", "total_items")
     if total_raw is None:
         total_raw = payload.get("count")
-    if total_raw is None:
-        # No count at all: this page is all there is.
-        total = (page - 1) * limit + n_items
-    else:
-        total = converter.structure(total_raw, int)
+    # No count at all: this page is all there is.
+    total = (page - 1) * limit + n_items if total_raw is None else _structure_int(total_raw, int)
     page_raw = _first(meta, "page", "currentPage", "current_page")
     limit_raw = _first(meta, "limit", "itemsPerPage", "items_per_page", "per_page")
-    got_page = page if page_raw is None else converter.structure(page_raw, int)
-    got_limit = limit if limit_raw is None else converter.structure(limit_raw, int)
+    got_page = page if page_raw is None else _structure_int(page_raw, int)
+    got_limit = limit if limit_raw is None else _structure_int(limit_raw, int)
     pages_raw = _first(meta, "totalPages", "total_pages")
     if pages_raw is None:
         total_pages = math.ceil(total / got_limit) if got_limit > 0 else 0
     else:
-        total_pages = converter.structure(pages_raw, int)
+        total_pages = _structure_int(pages_raw, int)
     return PageMeta(page=got_page, limit=got_limit, total=total, total_pages=total_pages)
 
 
