@@ -4,13 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+MIN_VENV := .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
+EXTRAS := xlsx,speedups,cli
 
+.PHONY: demo test test-min lint typecheck unit bench clean
+
+# pip >= 25.1 reads the dependency groups (dev, test, bench) of pyproject.toml.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' --group dev --group bench
 	touch $(STAMP)
+
+# The lowest versions pyproject.toml allows for every runtime dependency and extra, exactly.
+$(MIN_STAMP): pyproject.toml requirements/minimum.txt
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install --quiet -c requirements/minimum.txt \
+		-e '.[$(EXTRAS)]' --group test
+	touch $(MIN_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
@@ -28,10 +41,15 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -m pip check
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -ixF -f requirements/minimum.txt
+	PYTHONDEVMODE=1 $(MIN_VENV)/bin/python -m pytest -q
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pagination
 	$(BIN)/python -m benchmarks.decode
 	$(BIN)/python -m benchmarks.enrollment
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .coverage .mypy_cache .ruff_cache build dist *.egg-info

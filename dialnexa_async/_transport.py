@@ -12,8 +12,11 @@ through real sockets.
 
 * redirects are never followed (a 3xx comes back as it is, and the layer above raises
   :class:`~dialnexa_async.RedirectError`), so a request, its key and its body go nowhere else;
-* a body is read in chunks, after decompression, and refused with
-  :class:`~dialnexa_async.APIResponseValidationError` once it passes ``max_response_bytes``;
+* a body is read in chunks and decompressed here, a bounded piece at a time (aiohttp's own
+  decompression is off: depending on its version it inflates a whole network chunk at once, or
+  fails a large body as a connection error), and refused with
+  :class:`~dialnexa_async.APIResponseValidationError` once it passes ``max_response_bytes``,
+  so a gzip bomb never holds more than that in memory;
 * aiohttp exceptions that hold the request's headers (and so the key) never reach a caller:
   they are replaced in the chain by copies of the same type and message without them;
 * aiohttp's own silent re-send of a GET or DELETE over a dropped kept-alive connection is off
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import zlib
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -150,6 +154,10 @@ class _TooLarge(Exception):
     """A body passed the request's ``max_response_bytes``."""
 
 
+class _Undecodable(Exception):
+    """A body in a ``Content-Encoding`` the SDK did not ask for, or corrupt."""
+
+
 class AiohttpTransport:
     """:class:`AsyncTransport` over an ``aiohttp.ClientSession``.
 
@@ -203,11 +211,12 @@ class AiohttpTransport:
             async with self._client().request(
                 method,
                 URL(request.url, encoded=True),
-                headers=dict(request.headers),
+                headers={**request.headers, "Accept-Encoding": "gzip, deflate"},
                 json=request.json,
                 data=data,
                 timeout=timeout,
                 allow_redirects=False,
+                auto_decompress=False,
             ) as resp:
                 status = resp.status
                 body = await _read(resp, request.max_response_bytes)
@@ -215,6 +224,14 @@ class AiohttpTransport:
         except _TooLarge:
             error = APIResponseValidationError(
                 f"response body larger than max_response_bytes ({request.max_response_bytes})",
+                method=method,
+                path=path,
+                status_code=status,
+                body=None,
+            )
+        except _Undecodable as exc:
+            error = APIResponseValidationError(
+                f"response body cannot be decoded: {exc}",
                 method=method,
                 path=path,
                 status_code=status,
@@ -229,16 +246,47 @@ class AiohttpTransport:
         raise scrubbed(error)
 
 
+def _decompressor(encoding: str, first: bytes) -> Any:
+    """A zlib decompressor for a body's ``Content-Encoding``, given its first bytes."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=31)
+    # "deflate" is meant to be zlib-wrapped; some servers send it raw.
+    wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] * 256 + first[1]) % 31 == 0
+    return zlib.decompressobj(wbits=15 if wrapped else -15)
+
+
 async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, decompressed, read in chunks and refused past ``limit`` bytes."""
+    """The body, decompressed a bounded piece at a time, refused past ``limit`` bytes."""
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise _Undecodable(f"Content-Encoding {encoding!r} was not asked for")
     declared = resp.content_length
-    if declared is not None and declared > limit and not resp.headers.get("Content-Encoding"):
+    if declared is not None and declared > limit and encoding in ("", "identity"):
         raise _TooLarge
     body = bytearray()
-    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
+    inflate = None
+    try:
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            if encoding in ("", "identity"):
+                body += chunk
+            else:
+                if inflate is None:
+                    inflate = _decompressor(encoding, chunk)
+                data = chunk
+                while data:
+                    # Never more than one byte past the limit from one call.
+                    body += inflate.decompress(data, limit - len(body) + 1)
+                    if len(body) > limit:
+                        raise _TooLarge
+                    data = inflate.unconsumed_tail
+            if len(body) > limit:
+                raise _TooLarge
+        if inflate is not None:
+            body += inflate.flush()
+    except zlib.error as exc:
+        raise _Undecodable(str(exc)) from None
+    if len(body) > limit:
+        raise _TooLarge
     return bytes(body)
 
 

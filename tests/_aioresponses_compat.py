@@ -4,10 +4,14 @@ that reports nothing sent; only the responses aioresponses builds are affected."
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import aioresponses.core
 from aiohttp import ClientResponse
+
+# Older aiohttp (the floor that make test-min installs) has no such argument: nothing to patch.
+_NEEDS_WRITER = "stream_writer" in inspect.signature(ClientResponse.__init__).parameters
 
 
 class _SentWriter:
@@ -21,4 +25,5 @@ class CompatClientResponse(ClientResponse):
 
 
 def install() -> None:
-    setattr(aioresponses.core, "ClientResponse", CompatClientResponse)  # noqa: B010
+    if _NEEDS_WRITER:
+        setattr(aioresponses.core, "ClientResponse", CompatClientResponse)  # noqa: B010
