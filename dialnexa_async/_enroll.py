@@ -22,7 +22,9 @@ failure as its cause: never an ``ExceptionGroup``, never a lost result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -30,8 +32,18 @@ import attrs
 
 from ._concurrency import OrderedTasks
 from ._journal import Journal, row_errors_json, row_key, upload_key
-from ._sources import PHONE_COLUMN, Chunk, DuplicatePolicy, Row, Source, map_row_errors, plan_chunks
+from ._sources import (
+    PHONE_COLUMN,
+    Chunk,
+    DuplicatePolicy,
+    Row,
+    Source,
+    map_row_errors,
+    open_source,
+    plan_chunks,
+)
 from ._transport import UploadFile
+from ._workbook import WorkbookLimits
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -47,13 +59,78 @@ from .errors import (
 )
 from .models import Enrollment, EnrollmentResult, RowError, SkippedRow, UploadFailure
 
-__all__ = ["ProgressCallback", "Selection", "Uploader", "run_enrollment", "select_rows"]
+__all__ = [
+    "EnrollmentPlan",
+    "ProgressCallback",
+    "Selection",
+    "Uploader",
+    "enroll_source",
+    "run_enrollment",
+    "select_rows",
+]
 
 ProgressCallback = Callable[[int, int | None], object]
 # Sends one file and decodes the server's reply (the resource's typed POST), or raises.
 Uploader = Callable[[UploadFile], Awaitable[Enrollment]]
 # Answers that would fail every further upload the same way: stop sending.
 _FATAL = (AuthenticationError, PermissionDeniedError, NotFoundError, RedirectError)
+
+
+@attrs.frozen(kw_only=True)
+class EnrollmentPlan:
+    """Everything an ``enroll`` call settled before reading its source (arguments checked)."""
+
+    workflow_id: str
+    send: Uploader
+    closed: Callable[[], bool]
+    # Reads the workflow's phone numbers, when skip_existing asked for it.
+    phone_numbers: Callable[[], Awaitable[set[str]]] | None
+    journal: Path | None
+    encoding: str | None
+    workbook_limits: WorkbookLimits | None
+    on_duplicate: DuplicatePolicy
+    chunk_size: int
+    concurrency: int
+    on_progress: ProgressCallback | None
+
+
+async def enroll_source(source: object, plan: EnrollmentPlan) -> EnrollmentResult:
+    """Open ``source`` (off the event loop), the journal and the workflow's numbers as the plan
+    asks, run the enrolment, and close what was opened, whatever happens."""
+    if isinstance(source, AsyncIterable):
+        # Rows from an async source are gathered first: the whole source is checked before
+        # anything is sent.
+        source = [row async for row in source]
+    src = await anyio.to_thread.run_sync(
+        partial(open_source, source, encoding=plan.encoding, workbook_limits=plan.workbook_limits)
+    )
+    opened: Journal | None = None
+    try:
+        if src.kind == "xls" and (plan.journal is not None or plan.phone_numbers is not None):
+            raise ValueError(
+                "journal and skip_existing need rows the SDK can read: save the .xls as .xlsx "
+                "or .csv"
+            )
+        existing = await plan.phone_numbers() if plan.phone_numbers is not None else None
+        if plan.journal is not None:
+            opened = await anyio.to_thread.run_sync(
+                Journal, plan.journal, plan.workflow_id, src.filename
+            )
+        return await run_enrollment(
+            plan.send,
+            plan.closed,
+            src,
+            on_duplicate=plan.on_duplicate,
+            chunk_size=plan.chunk_size,
+            concurrency=plan.concurrency,
+            on_progress=plan.on_progress,
+            journal=opened,
+            existing=existing,
+        )
+    finally:
+        if opened is not None:
+            opened.close()
+        src.close()
 
 
 @attrs.define
@@ -64,6 +141,8 @@ class Selection:
     skipped: list[SkippedRow] = attrs.field(factory=list)
     held_numbers: list[int] = attrs.field(factory=list)
     held_rows: list[Row] = attrs.field(factory=list)
+    # Rows the journal held as unknown that the workflow turned out to hold: settled.
+    settled_keys: list[str] = attrs.field(factory=list)
     to_send: int = 0
 
 
@@ -98,6 +177,9 @@ def select_rows(
             )
             continue
         if existing is not None and phone in existing:
+            if unknown is not None and unknown[key] > 0:
+                unknown[key] -= 1
+                selection.settled_keys.append(key)
             selection.not_sent.add(number)
             selection.skipped.append(
                 SkippedRow(row_number=number, phone_number=phone, reason="already_in_workflow")
@@ -269,6 +351,13 @@ async def run_enrollment(
     selection = await anyio.to_thread.run_sync(
         lambda: select_rows(source, duplicates, journal=journal, existing=existing)
     )
+    if journal is not None and selection.settled_keys:
+        settled = {
+            "event": "settled",
+            "row_keys": selection.settled_keys,
+            "reason": "already_in_workflow",
+        }
+        await anyio.to_thread.run_sync(journal.record, settled)
     run = _Run(
         send=send,
         closed=closed,

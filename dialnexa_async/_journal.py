@@ -15,6 +15,10 @@ event per line, each written, flushed and fsynced before the SDK goes on:
 ``{"event": "unknown", "upload": H, "reason": ...}``
     what became of it, the moment it is known.
 
+``{"event": "settled", "row_keys": [...], "reason": "already_in_workflow"}``
+    rows of unknown uploads that a later run (``skip_existing=True``) found among the
+    workflow's leads: they count as enrolled from then on.
+
 An upload's last event decides its state; ``sending`` with nothing after it is ``unknown``. On a
 re-run, rows are matched by content (a hash of the row as sent), not by position, so a re-run
 with another ``chunk_size`` or a file with rows added still skips every row already enrolled and
@@ -63,7 +67,8 @@ class JournalSummary:
         path: The journal file.
         workflow_id: The workflow its runs enrolled into.
         runs: How many runs wrote to it.
-        rows_enrolled: Rows of uploads the server accepted.
+        rows_enrolled: Rows of uploads the server accepted, and rows of unknown uploads a later
+            run found in the workflow (``skip_existing=True``).
         rows_failed: Rows of uploads the server refused (a re-run sends them again).
         rows_unknown: Rows of uploads sent without a known outcome (a re-run holds them back;
             ``skip_existing=True`` resolves them against the workflow's leads).
@@ -107,22 +112,43 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], bool]:
     return events, True
 
 
-def _uploads(events: Iterable[dict[str, Any]]) -> tuple[dict[str, _Upload], str | None, int]:
-    uploads: dict[str, _Upload] = {}
-    workflow_id = None
-    runs = 0
+@attrs.define
+class _Record:
+    """What a journal's events add up to."""
+
+    uploads: dict[str, _Upload] = attrs.field(factory=dict)
+    workflow_id: str | None = None
+    runs: int = 0
+    settled: Counter[str] = attrs.field(factory=Counter)
+
+    def rows(self) -> tuple[Counter[str], Counter[str]]:
+        """Row keys (with multiplicity) enrolled, and of unknown outcome; settled unknown rows
+        count as enrolled."""
+        enrolled, unknown = Counter[str](), Counter[str]()
+        for upload in self.uploads.values():
+            target = {"enrolled": enrolled, "unknown": unknown}.get(upload.state)
+            if target is not None:
+                target.update(row_key(row) for row in upload.rows)
+        settled = self.settled & unknown
+        return enrolled + settled, unknown - settled
+
+
+def _record(events: Iterable[dict[str, Any]]) -> _Record:
+    record = _Record()
     for event in events:
         kind = event["event"]
         if kind == "run":
-            runs += 1
-            workflow_id = event.get("workflow_id", workflow_id)
+            record.runs += 1
+            record.workflow_id = event.get("workflow_id", record.workflow_id)
         elif kind == "sending":
-            uploads[event["upload"]] = _Upload(rows=list(event.get("rows", [])))
-        elif kind in _FINAL and event.get("upload") in uploads:
-            upload = uploads[event["upload"]]
+            record.uploads[event["upload"]] = _Upload(rows=list(event.get("rows", [])))
+        elif kind in _FINAL and event.get("upload") in record.uploads:
+            upload = record.uploads[event["upload"]]
             upload.state = kind
             upload.leads_enrolled = int(event.get("leads_enrolled", 0) or 0)
-    return uploads, workflow_id, runs
+        elif kind == "settled":
+            record.settled.update(event.get("row_keys", []))
+    return record
 
 
 def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
@@ -136,18 +162,19 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
     events, exists = _read(file)
     if not exists:
         raise FileNotFoundError(f"no journal at {file}")
-    uploads, workflow_id, runs = _uploads(events)
-    rows = Counter[str]()
-    for upload in uploads.values():
-        rows[upload.state] += len(upload.rows)
+    record = _record(events)
+    enrolled, unknown = record.rows()
+    failed = sum(len(u.rows) for u in record.uploads.values() if u.state == "failed")
     return JournalSummary(
         path=file,
-        workflow_id=workflow_id,
-        runs=runs,
-        rows_enrolled=rows["enrolled"],
-        rows_failed=rows["failed"],
-        rows_unknown=rows["unknown"],
-        leads_enrolled=sum(u.leads_enrolled for u in uploads.values() if u.state == "enrolled"),
+        workflow_id=record.workflow_id,
+        runs=record.runs,
+        rows_enrolled=enrolled.total(),
+        rows_failed=failed,
+        rows_unknown=unknown.total(),
+        leads_enrolled=sum(
+            u.leads_enrolled for u in record.uploads.values() if u.state == "enrolled"
+        ),
     )
 
 
@@ -161,19 +188,14 @@ class Journal:
 
     def __init__(self, path: Path, workflow_id: str, source: str) -> None:
         events, _ = _read(path)
-        uploads, recorded, _ = _uploads(events)
-        if recorded is not None and recorded != workflow_id:
+        record = _record(events)
+        if record.workflow_id is not None and record.workflow_id != workflow_id:
             raise ValueError(
-                f"journal {path} records an enrolment into workflow {recorded!r}, not "
-                f"{workflow_id!r}: use another journal file"
+                f"journal {path} records an enrolment into workflow {record.workflow_id!r}, "
+                f"not {workflow_id!r}: use another journal file"
             )
         self.path = path
-        self.enrolled = Counter[str]()
-        self.unknown = Counter[str]()
-        for upload in uploads.values():
-            target = {"enrolled": self.enrolled, "unknown": self.unknown}.get(upload.state)
-            if target is not None:
-                target.update(row_key(row) for row in upload.rows)
+        self.enrolled, self.unknown = record.rows()
         self._lock = threading.Lock()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._file = os.fdopen(fd, "a", encoding="utf-8")

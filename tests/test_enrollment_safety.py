@@ -41,13 +41,28 @@ async def test_a_timed_out_enrolment_re_run_with_its_journal_enrols_nobody_twice
 ) -> None:
     rows = phones(2000)
     journal = tmp_path / "enrol.jsonl"
-    async with FakeDialNexa(api_key=API_KEY, latency=0.1) as fake:
+    uploads = 0
+
+    async def staggered(request: web.Request) -> None:
+        # Uploads take 0 to 150 ms, so that when one is through others are still in flight.
+        nonlocal uploads
+        if request.method == "POST":
+            uploads += 1
+            await asyncio.sleep(0.05 * (uploads % 4))
+
+    async with FakeDialNexa(api_key=API_KEY, interceptor=staggered) as fake:
         workflow = fake.store.create_workflow("interrupted")
         async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=4) as dn:
             with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.35):
+                async with asyncio.timeout(None) as deadline:
+
+                    def expire(done: int, total: int | None) -> None:
+                        # The timeout strikes once an upload is through and others are in
+                        # flight: as a timer would, but the same way on a loaded machine.
+                        deadline.reschedule(asyncio.get_running_loop().time())
+
                     await dn.workflows.leads.enroll(
-                        workflow.id, rows, chunk_size=100, journal=journal
+                        workflow.id, rows, chunk_size=100, journal=journal, on_progress=expire
                     )
             await asyncio.sleep(0.3)  # the server finishes what it had taken on
             first = read_journal(journal)

@@ -5,22 +5,20 @@ from __future__ import annotations
 import builtins
 import os
 import weakref
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
 import attrs
 
 from .._client import Client
 from .._concurrency import gather
 from .._convert import VariableKeys, decode_page
-from .._enroll import ProgressCallback, run_enrollment
-from .._journal import Journal
+from .._enroll import EnrollmentPlan, ProgressCallback, enroll_source
 from .._pagination import ManyPagedIterator, PagedIterator
-from .._sources import DuplicatePolicy, open_source
+from .._sources import DuplicatePolicy
 from .._stalled import StalledLeads
 from .._transport import encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_timeout
@@ -376,41 +374,23 @@ class WorkflowLeads(APIResource):
         concurrency = self._concurrency(max_concurrency)
         if self._client.closed:
             raise RuntimeError("this AsyncDialNexa is closed")
-        if isinstance(source, AsyncIterable):
-            # Rows from an async source are gathered first: the whole source is checked
-            # before anything is sent.
-            source = [row async for row in source]
-        src = await anyio.to_thread.run_sync(
-            partial(open_source, source, encoding=encoding, workbook_limits=workbook_limits)
-        )
-        opened: Journal | None = None
-        try:
-            if src.kind == "xls" and (journal_path is not None or skip_existing):
-                raise ValueError(
-                    "journal and skip_existing need rows the SDK can read: save the .xls as "
-                    ".xlsx or .csv"
-                )
-            existing = await self._phone_numbers(workflow_id) if skip_existing else None
-            if journal_path is not None:
-                opened = await anyio.to_thread.run_sync(
-                    Journal, journal_path, workflow_id, src.filename
-                )
-            path = encode_path("workflows", workflow_id, "leads")
-            result = await run_enrollment(
-                partial(self._post_file, path, cast_to=Enrollment, timeout=timeout),
-                lambda: self._client.closed,
-                src,
+        path = encode_path("workflows", workflow_id, "leads")
+        result = await enroll_source(
+            source,
+            EnrollmentPlan(
+                workflow_id=workflow_id,
+                send=partial(self._post_file, path, cast_to=Enrollment, timeout=timeout),
+                closed=lambda: self._client.closed,
+                phone_numbers=partial(self._phone_numbers, workflow_id) if skip_existing else None,
+                journal=journal_path,
+                encoding=encoding,
+                workbook_limits=workbook_limits,
                 on_duplicate=on_duplicate,
                 chunk_size=chunk_size,
                 concurrency=concurrency,
                 on_progress=on_progress,
-                journal=opened,
-                existing=existing,
-            )
-        finally:
-            if opened is not None:
-                opened.close()
-            src.close()
+            ),
+        )
         if raise_on_error and not result.ok:
             raise EnrollmentError(result)
         return result
