@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from .._transport import HTTPRequest, HTTPResponse
+from dialnexa_async import HTTPRequest, HTTPResponse
 
 __all__ = ["Handler", "MockTransport"]
 

@@ -18,8 +18,6 @@ from typing import Any
 
 import attrs
 
-from .._sources import cell_text
-
 __all__ = [
     "FakeStore",
     "FakeWorkflow",
@@ -92,6 +90,14 @@ class InvalidTransition(Exception):
     """A status action that does not apply to the workflow's current status."""
 
 
+def _cell(value: object) -> str:
+    """A spreadsheet cell as the server reads it: the text a person sees in it (a phone number
+    stored as the float 9876543210.0 reads "9876543210")."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
 def _decode_rows(
     filename: str, content_type: str, data: bytes
 ) -> tuple[list[str], list[list[str]]]:
@@ -104,7 +110,7 @@ def _decode_rows(
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             records = [
-                [cell_text(value) for value in row]
+                [_cell(value) for value in row]
                 for row in book.worksheets[0].iter_rows(values_only=True)
             ]
         finally:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from .._session import AsyncDialNexa
+from dialnexa_async import AsyncDialNexa
+
 from ._server import FakeDialNexa
 
 __all__ = ["dialnexa_client", "dialnexa_fake_server"]
