@@ -204,11 +204,11 @@ def _structure_mapping(value: Any, _: type) -> Mapping[str, object]:
 _LEAD_STATUSES: dict[str, LeadStatus] = {member.value: member for member in LeadStatus}
 _STAMP_KEYS = ("enrolled_at", *_aliases_of(WorkflowLead, "enrolled_at"))
 _VARIABLES_KEYS = ("metadata", *_aliases_of(WorkflowLead, "metadata"))
-# Aliases of the plain string fields: when one is present, the generic hook decides.
-_STRING_ALIASES = frozenset(
-    key
-    for field in ("id", "phone_number", "current_node_id", "workflow_id")
-    for key in _aliases_of(WorkflowLead, field)
+# The one alias of each plain string field: when its field is null and it is present, the
+# generic hook decides (it would fill the field from the alias).
+((_PHONE_ALIAS,), (_NODE_ALIAS,), (_WORKFLOW_ALIAS,), ()) = (
+    _aliases_of(WorkflowLead, field)
+    for field in ("phone_number", "current_node_id", "workflow_id", "id")
 )
 _LEAD_FIELDS = {field.name for field in attrs.fields(WorkflowLead)}
 _FAST_FIELDS = {"id", "phone_number", "status", "current_node_id", "enrolled_at", "workflow_id"}
@@ -252,8 +252,10 @@ def _fast_workflow_lead(raw: Any) -> WorkflowLead:
     workflow_id = get("workflow_id")
     if type(lead_id) is not str:
         raise _Unusual
-    if (phone is None or node is None or workflow_id is None) and not _STRING_ALIASES.isdisjoint(
-        raw
+    if (
+        (node is None and _NODE_ALIAS in raw)
+        or (phone is None and _PHONE_ALIAS in raw)
+        or (workflow_id is None and _WORKFLOW_ALIAS in raw)
     ):
         raise _Unusual
     if (
