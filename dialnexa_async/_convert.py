@@ -26,6 +26,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
+from ._coerce import whole_number
 from .errors import APIResponseValidationError
 from .models import (
     CampaignLead,
@@ -141,15 +142,7 @@ def _structure_str(value: Any, _: type) -> str:
 
 
 def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, bool):
-        raise TypeError("expected an integer, got bool")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise TypeError(f"expected an integer, got {value!r}")
+    return whole_number(value)
 
 
 def _enum_or_str(enum_cls: type[enum.StrEnum], aliases: Mapping[str, enum.StrEnum]) -> Any:

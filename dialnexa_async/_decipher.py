@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._coerce import whole_number
 from ._retry import parse_retry_after
 from .errors import (
     APIResponseValidationError,
@@ -114,18 +115,6 @@ def _server_message(body: object, status: int) -> str:
     return f"HTTP {status}"
 
 
-def _row_number(value: object) -> int:
-    if isinstance(value, bool):
-        raise TypeError("a row number, not a bool")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise TypeError(f"not a row number: {value!r}")
-
-
 def decode_row_errors(body: Any) -> list[RowError]:
     """The row-level errors of an enrolment's 400 body, in any of the shapes the SDK tolerates.
 
@@ -152,7 +141,7 @@ def decode_row_errors(body: Any) -> list[RowError]:
             out.append(
                 RowError(
                     message=str(message) if message is not None else "invalid row",
-                    rows=[_row_number(r) for r in rows or []],
+                    rows=[whole_number(r) for r in rows or []],
                     code=None if entry.get("code") is None else str(entry["code"]),
                     field=None if entry.get("field") is None else str(entry["field"]),
                 )

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -238,10 +239,15 @@ def _subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_end_to_end_fake_server_command_and_the_cli_in_subprocesses() -> None:
-    command = [sys.executable, "-m", "dialnexa_async"]
+COMMAND = [sys.executable, "-m", "dialnexa_async"]
+
+
+@contextmanager
+def fake_server_process(leads: int, latency_ms: int) -> Iterator[tuple[dict[str, str], str]]:
+    """``dialnexa fake-server`` in a process of its own: the environment to reach it and its
+    workflow id; stopped with SIGINT, as a person would, and checked to exit cleanly."""
     with subprocess.Popen(
-        [*command, "fake-server", "--leads", "120", "--latency-ms", "1"],
+        [*COMMAND, "fake-server", "--leads", str(leads), "--latency-ms", str(latency_ms)],
         stdout=subprocess.PIPE,
         text=True,
         env=_subprocess_env(),
@@ -253,35 +259,39 @@ def test_end_to_end_fake_server_command_and_the_cli_in_subprocesses() -> None:
                 DIALNEXA_API_KEY=fields["DIALNEXA_API_KEY"],
                 DIALNEXA_BASE_URL=fields["DIALNEXA_BASE_URL"],
             )
-            wf = fields["WORKFLOW_ID"]
-            listed = subprocess.run(
-                [*command, "leads", "list", wf, "--format", "jsonl"],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            assert len(listed.stdout.splitlines()) == 120
-            with subprocess.Popen(
-                [*command, "leads", "count", wf, "--by-status", "--watch", "0.2"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            ) as watch:
-                assert watch.stdout is not None
-                first = json.loads(watch.stdout.readline())
-                second = json.loads(watch.stdout.readline())
-                watch.send_signal(signal.SIGINT)
-                _, err = watch.communicate(timeout=30)
-            assert first == second
-            assert sum(first.values()) == 120
-            assert watch.returncode == 0, err
-            assert "Traceback" not in err
+            yield env, fields["WORKFLOW_ID"]
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
     assert server.returncode == 0
+
+
+def test_end_to_end_fake_server_command_and_the_cli_in_subprocesses() -> None:
+    with fake_server_process(120, 1) as (env, wf):
+        listed = subprocess.run(
+            [*COMMAND, "leads", "list", wf, "--format", "jsonl"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert len(listed.stdout.splitlines()) == 120
+        with subprocess.Popen(
+            [*COMMAND, "leads", "count", wf, "--by-status", "--watch", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as watch:
+            assert watch.stdout is not None
+            first = json.loads(watch.stdout.readline())
+            second = json.loads(watch.stdout.readline())
+            watch.send_signal(signal.SIGINT)
+            _, err = watch.communicate(timeout=30)
+        assert first == second
+        assert sum(first.values()) == 120
+        assert watch.returncode == 0, err
+        assert "Traceback" not in err
 
 
 def test_python_dash_m_runs_the_same_command() -> None:
@@ -344,48 +354,32 @@ def test_ctrl_c_during_an_enrolment_says_what_was_applied_and_how_to_resume(
     source = tmp_path / "leads.csv"
     source.write_text(rows + "\n")
     journal = tmp_path / "enrol.jsonl"
-    command = [sys.executable, "-m", "dialnexa_async"]
-    with subprocess.Popen(
-        [*command, "fake-server", "--leads", "1", "--latency-ms", "150"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_subprocess_env(),
-    ) as server:
-        try:
-            assert server.stdout is not None
-            fields = dict(part.split("=", 1) for part in server.stdout.readline().split())
-            env = _subprocess_env(
-                DIALNEXA_API_KEY=fields["DIALNEXA_API_KEY"],
-                DIALNEXA_BASE_URL=fields["DIALNEXA_BASE_URL"],
-            )
-            wf = fields["WORKFLOW_ID"]
-            enroll = [*command, "leads", "enroll", wf, str(source), "--chunk-size", "100"]
-            enroll += ["--journal", str(journal)]
-            with subprocess.Popen(enroll, stderr=subprocess.PIPE, text=True, env=env) as first:
-                for _ in range(600):  # until an upload has been recorded as enrolled
-                    if journal.exists() and '"enrolled"' in journal.read_text():
-                        break
-                    time.sleep(0.05)
-                first.send_signal(signal.SIGINT)
-                _, err = first.communicate(timeout=60)
-            assert first.returncode == 130, err
-            assert "Traceback" not in err
-            assert "interrupted" in err
-            assert "row(s) enrolled" in err
-            assert "to resume, run the same command again" in err
-            second = subprocess.run(
-                [*enroll, "--skip-existing"], capture_output=True, text=True, env=env, check=False
-            )
-            assert second.returncode == 0, second.stderr
-            assert "already enrolled" in second.stderr
-            counted = subprocess.run(
-                [*command, "leads", "count", wf],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            assert counted.stdout.strip() == "3001"  # the seeded lead, and everyone once
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+    command = COMMAND
+    with fake_server_process(1, 150) as (env, wf):
+        enroll = [*command, "leads", "enroll", wf, str(source), "--chunk-size", "100"]
+        enroll += ["--journal", str(journal)]
+        with subprocess.Popen(enroll, stderr=subprocess.PIPE, text=True, env=env) as first:
+            for _ in range(600):  # until an upload has been recorded as enrolled
+                if journal.exists() and '"enrolled"' in journal.read_text():
+                    break
+                time.sleep(0.05)
+            first.send_signal(signal.SIGINT)
+            _, err = first.communicate(timeout=60)
+        assert first.returncode == 130, err
+        assert "Traceback" not in err
+        assert "interrupted" in err
+        assert "row(s) enrolled" in err
+        assert "to resume, run the same command again" in err
+        second = subprocess.run(
+            [*enroll, "--skip-existing"], capture_output=True, text=True, env=env, check=False
+        )
+        assert second.returncode == 0, second.stderr
+        assert "already enrolled" in second.stderr
+        counted = subprocess.run(
+            [*command, "leads", "count", wf],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert counted.stdout.strip() == "3001"  # the seeded lead, and everyone once
