@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 MIN_VENV := .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed
-EXTRAS := xlsx,speedups,cli
+EXTRAS := xlsx,speedups,cli,redis
 
 .PHONY: demo test test-min lint typecheck unit bench clean
 

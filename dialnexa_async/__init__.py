@@ -10,6 +10,7 @@
 """
 
 from ._journal import JournalSummary, read_journal
+from ._limiter import Lease, Limiter, LocalLimiter
 from ._pagination import ManyPagedIterator, PagedIterator, PaginationStats
 from ._session import AsyncDialNexa
 from ._stalled import StalledLeads, StalledStats
@@ -27,6 +28,7 @@ from .errors import (
     DialNexaError,
     EnrollmentError,
     InternalServerError,
+    LimiterError,
     NotFoundError,
     PaginationError,
     PermissionDeniedError,
@@ -76,6 +78,10 @@ __all__ = [
     "LeadHistory",
     "LeadHistoryStep",
     "LeadStatus",
+    "Lease",
+    "Limiter",
+    "LimiterError",
+    "LocalLimiter",
     "ManyPagedIterator",
     "NotFoundError",
     "Page",

@@ -23,6 +23,7 @@ import anyio
 import attrs
 
 from ._decipher import decipher, header, request_id
+from ._limiter import Lease, Limiter, LocalLimiter
 from ._retry import RetryPolicy, parse_retry_after
 from ._transport import AsyncTransport, HTTPRequest, HTTPResponse, UploadFile, scrubbed
 from ._validate import check_timeout
@@ -37,6 +38,9 @@ from .errors import (
 __all__ = ["USER_AGENT", "Client", "Response"]
 
 logger = logging.getLogger("dialnexa_async")
+
+# How long giving a shared slot back may take before it is left to expire.
+_RELEASE_SECONDS = 5.0
 
 USER_AGENT = f"dialnexa-async/{__version__}"
 
@@ -76,6 +80,7 @@ class Client:
         retry: RetryPolicy,
         max_concurrency: int,
         max_response_bytes: int,
+        limiter: Limiter | None = None,
     ) -> None:
         self.transport = transport
         self._owns_transport = owns_transport
@@ -86,18 +91,12 @@ class Client:
         self.retry = retry
         self.max_concurrency = max_concurrency
         self.max_response_bytes = max_response_bytes
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._local = LocalLimiter(max_concurrency)
+        self.shared_limiter = limiter
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<Client {self._base_url!r}>"
-
-    @property
-    def limiter(self) -> anyio.CapacityLimiter:
-        # Created lazily: anyio primitives need a running event loop.
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.max_concurrency)
-        return self._limiter
 
     @property
     def closed(self) -> bool:
@@ -163,6 +162,8 @@ class Client:
             if isinstance(outcome, Response):
                 return attrs.evolve(outcome, attempts=attempt + 1)
             error = outcome.error
+            if outcome.retry_after is not None and isinstance(error, APIStatusError):
+                await self._cool_down(error.status_code, outcome.retry_after)
             if (
                 isinstance(error, APIStatusError)
                 and attempt
@@ -197,18 +198,16 @@ class Client:
     async def _attempt(
         self, template: HTTPRequest, budget: float, wait_counts: bool, attempt: int, parse: bool
     ) -> Response | _Failure:
-        """One attempt, holding one slot of the session's limiter.
+        """One attempt, holding a slot of the session's cap (and of the shared limiter, if
+        any).
 
         ``budget`` is the time this attempt may take; when ``wait_counts`` (a per-call
-        deadline) the wait for a slot is taken out of it too.
+        deadline) the wait for slots is taken out of it too.
         """
         method, path = template.method, template.path
         started = time.monotonic()
-        acquired = False
-        with anyio.move_on_after(budget if wait_counts else None):
-            await self.limiter.acquire()
-            acquired = True
-        if not acquired:
+        leases = await self._acquire(budget if wait_counts else None)
+        if leases is None:
             return _Failure(APITimeoutError(method=method, path=path, body_sent=False))
         outcome: Response | _Failure | None = None
         try:
@@ -224,7 +223,7 @@ class Client:
             outcome = self._decipher(template, answer, parse)
             return outcome
         finally:
-            self.limiter.release()
+            await self._release(leases)
             logger.debug(
                 "%s %s -> %s in %.3fs (attempt %d)",
                 method,
@@ -233,6 +232,45 @@ class Client:
                 time.monotonic() - started,
                 attempt + 1,
             )
+
+    async def _cool_down(self, status: int, seconds: float) -> None:
+        """Tell the shared limiter of a 429's ``Retry-After``: every process sharing it pauses."""
+        if status != 429 or self.shared_limiter is None:
+            return
+        try:
+            await self.shared_limiter.cool_down(seconds)
+        except Exception:
+            # The 429 is what the caller must hear of; the shared pause is best effort.
+            logger.warning("could not share a %ss cool-down with the fleet", seconds)
+
+    async def _acquire(self, wait: float | None) -> list[Lease] | None:
+        """A slot of the session's cap, then of the shared limiter; ``None`` when ``wait``
+        seconds ran out first."""
+        leases: list[Lease] = []
+        try:
+            with anyio.move_on_after(wait):
+                leases.append(await self._local.acquire())
+                if self.shared_limiter is not None:
+                    leases.append(await self.shared_limiter.acquire())
+                return leases
+        except BaseException:
+            await self._release(leases)
+            raise
+        await self._release(leases)
+        return None
+
+    async def _release(self, leases: list[Lease]) -> None:
+        for lease in reversed(leases):
+            if lease is leases[0]:
+                await lease.release()  # the session's own: instant, no await inside
+                continue
+            # A shared slot is given back even when the attempt is cancelled, and an error in
+            # giving it back is not the request's: its lease expires on its own.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_SECONDS):
+                try:
+                    await lease.release()
+                except Exception:
+                    logger.warning("could not release a shared slot; it expires with its lease")
 
     def _decipher(
         self, request: HTTPRequest, answer: HTTPResponse, parse: bool

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._client import Client
+from ._limiter import Limiter
 from ._pagination import PagedIterator, close_all
 from ._raw import WithRawResponse
 from ._retry import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy
@@ -88,6 +89,9 @@ class AsyncDialNexa:
             ``Retry-After`` is honoured up to 60 s instead).
         max_concurrency: Requests in flight at once for this whole session, across every call
             and iterator.
+        limiter: A budget shared with other processes that every request attempt also takes
+            a slot from, and tells of a 429's ``Retry-After`` (e.g.
+            :class:`~dialnexa_async.fleet.RedisLimiter`); it is left open on close.
         session: An ``aiohttp.ClientSession`` to use; it is left open on close.
         transport: An :class:`~dialnexa_async.AsyncTransport` to send every attempt through
             instead of aiohttp (e.g. :class:`~dialnexa_async.testing.MockTransport` in a
@@ -117,6 +121,7 @@ class AsyncDialNexa:
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: AsyncTransport | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
         if key is not None and not isinstance(key, str):
@@ -144,6 +149,8 @@ class AsyncDialNexa:
                 raise ValueError("pass session or transport, not both")
             if not isinstance(transport, AsyncTransport):
                 raise TypeError("transport must have async send(request) and aclose() methods")
+        if limiter is not None and not isinstance(limiter, Limiter):
+            raise TypeError("limiter must have async acquire(), cool_down() and aclose() methods")
         self.max_concurrency = max_concurrency
         self._client = Client(
             transport=transport or AiohttpTransport(session=session, pool_size=max_concurrency),
@@ -157,6 +164,7 @@ class AsyncDialNexa:
             ),
             max_concurrency=max_concurrency,
             max_response_bytes=max_response_bytes,
+            limiter=limiter,
         )
         self._iterators: weakref.WeakSet[PagedIterator[Any]] = weakref.WeakSet()
         leads = WorkflowLeads(self._client, self._iterators)

@@ -8,6 +8,7 @@
     ├── APIResponseValidationError    an answer arrived, but not in a shape the SDK understands
     ├── PaginationError               the server paged inconsistently (e.g. ignored ``page``)
     ├── EnrollmentError               an enrolment had failed uploads or ones of unknown outcome
+    ├── LimiterError                  a budget shared with other processes could not be reached
     ├── SourceValidationError         (also a ValueError) enrolment rows refused before sending
     └── APIStatusError                the server answered with a 3xx/4xx/5xx status
         ├── RedirectError             3xx (``.location``): redirects are never followed
@@ -44,6 +45,7 @@ __all__ = [
     "DialNexaError",
     "EnrollmentError",
     "InternalServerError",
+    "LimiterError",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
@@ -294,6 +296,19 @@ class EnrollmentError(DialNexaError):
             else f"enrolment incomplete: {summary}"
         )
         self.result = result
+
+
+class LimiterError(DialNexaError):
+    """A budget shared with other processes (a :class:`~dialnexa_async.fleet.RedisLimiter`)
+    could not be reached, so no slot could be taken: the request was not sent.
+
+    Attributes:
+        name: The budget's name.
+    """
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class SourceValidationError(DialNexaError, ValueError):

