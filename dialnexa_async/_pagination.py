@@ -15,7 +15,9 @@ the client.
 The plan: the scan runs to the larger of the server's ``totalPages`` and ``ceil(total /
 limit)``, growing when a later page says the list grew, and it ends early on a short or empty
 page. Once a server's two counts disagree, neither is trusted to end the scan: it goes on past
-a full last page until a short or empty one. ``max_pages`` caps it.
+a full last page until a short or empty one. ``max_pages`` caps it. A slice
+(``pages=range(a, b)``, a shard of a split scan) starts at page ``a``, learns the plan from it,
+and ends at page ``b - 1`` at the latest.
 
 Drift: offset pages shift when leads are added or removed during a scan. An insertion ahead of
 the scan position shows up as leads repeated across a page boundary; those are dropped by id,
@@ -48,6 +50,7 @@ from .models import Page
 
 __all__ = [
     "DEDUPE_LOOKBACK_PAGES",
+    "OPEN_END",
     "ManyPagedIterator",
     "PageDecode",
     "PageFetch",
@@ -57,6 +60,7 @@ __all__ = [
     "is_last_page",
     "max_repeated_pages",
     "planned_pages",
+    "split_pages",
     "total_pages_for",
     "window_for",
 ]
@@ -76,6 +80,24 @@ def total_pages_for(total: int, limit: int) -> int:
     if limit < 1:
         raise ValueError("limit must be >= 1")
     return math.ceil(max(total, 0) / limit)
+
+
+# The last shard of a plan reads to the end of the list, however long it has grown.
+OPEN_END = 2**31
+
+
+def split_pages(pages: int, shards: int) -> list[range]:
+    """``pages`` pages cut into at most ``shards`` contiguous ranges, as even as can be (pure);
+    the last range is open-ended (it stops at :data:`OPEN_END`)."""
+    count = max(1, min(shards, pages))
+    size, extra = divmod(max(pages, 1), count)
+    ranges, start = [], 1
+    for index in range(count):
+        stop = start + size + (1 if index < extra else 0)
+        ranges.append(range(start, stop))
+        start = stop
+    ranges[-1] = range(ranges[-1].start, OPEN_END)
+    return ranges
 
 
 def window_for(concurrency: int) -> int:
@@ -180,6 +202,7 @@ class PagedIterator(Generic[T]):
         key: Callable[[T], Hashable],
         dedupe: bool = True,
         max_pages: int | None = None,
+        pages: range | None = None,
         describe: tuple[str, str] = ("GET", ""),
         registry: weakref.WeakSet[PagedIterator[object]] | None = None,
     ) -> None:
@@ -192,12 +215,15 @@ class PagedIterator(Generic[T]):
         self._key = key
         self._dedupe = dedupe
         self._max_pages = max_pages
+        # A slice of the list (a shard): its first page and the last it may read.
+        self._first = 1 if pages is None else pages.start
+        self._stop_at = None if pages is None else pages.stop - 1
         self._method, self._path = describe
         self._tasks: OrderedTasks[tuple[Any, int]] = OrderedTasks("page", on_done=self._fill)
-        self._next_page = 2
+        self._next_page = self._first + 1
         self._last_page = 1
         self._untrusted_counts = False
-        self._consumed = 1  # the highest page number handed to the consumer
+        self._consumed = self._first  # the highest page number handed to the consumer
         self._started = False
         self._closed = False
         self.stats = PaginationStats()
@@ -263,9 +289,9 @@ class PagedIterator(Generic[T]):
         repeated = 0  # pages in a row made only of ids already seen
         previous_ids: list[Hashable] | None = None
         try:
-            number = 1
-            raw, attempts = await self._fetch(1)
-            page = self._decode(raw, 1)
+            number = self._first
+            raw, attempts = await self._fetch(number)
+            page = self._decode(raw, number)
             self._count(attempts)
             self._plan(page)
             while True:
@@ -281,6 +307,8 @@ class PagedIterator(Generic[T]):
                 if done and self._untrusted_counts and len(page.data) >= page.meta.limit:
                     done = False
                     self._last_page = number + 1
+                if self._stop_at is not None and number >= self._stop_at:
+                    done = True  # the end of this slice
                 keep = recent.filter(ids)
                 if ids and not any(keep):
                     repeated += 1
@@ -294,7 +322,7 @@ class PagedIterator(Generic[T]):
                 if self._dedupe:
                     page = self._drop_duplicates(page, keep)
                 if not done:
-                    if self._max_pages is not None and number >= self._max_pages:
+                    if self._max_pages is not None and number - self._first + 1 >= self._max_pages:
                         raise self._error(
                             f"the list has more than max_pages={self._max_pages} pages "
                             f"(the server plans {self._last_page})"
@@ -350,7 +378,9 @@ class PagedIterator(Generic[T]):
             return
         last = self._last_page
         if self._max_pages is not None:
-            last = min(last, self._max_pages)
+            last = min(last, self._first + self._max_pages - 1)
+        if self._stop_at is not None:
+            last = min(last, self._stop_at)
         while (
             self._next_page <= last
             and self._tasks.running < self._concurrency

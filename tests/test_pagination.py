@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -330,3 +331,53 @@ async def test_reading_on_after_the_session_closed_is_a_clear_error(
     with pytest.raises(RuntimeError, match="closed"):
         await anext(stream)
     assert _page_tasks() == []
+
+
+# -- split scans -------------------------------------------------------------------------------
+
+
+@given(st.integers(min_value=0, max_value=500), st.integers(min_value=1, max_value=40))
+def test_a_plan_covers_every_page_once_in_order(pages: int, shards: int) -> None:
+    from dialnexa_async._pagination import OPEN_END, split_pages
+
+    ranges = split_pages(pages, shards)
+    assert 1 <= len(ranges) <= shards
+    assert ranges[0].start == 1
+    assert ranges[-1].stop == OPEN_END
+    for before, after in itertools.pairwise(ranges):
+        assert before.stop == after.start  # contiguous: no gap, no overlap
+    sizes = [len(r) for r in ranges[:-1]]
+    if sizes:
+        assert max(sizes) - min(sizes) <= 1
+
+
+async def test_shards_of_a_plan_read_every_lead_once_in_order() -> None:
+    async with FakeDialNexa(leads=1234, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            wf = fake.workflow_id or ""
+            shards = await dn.workflows.leads.plan(wf, shards=5, page_size=50)
+            assert len(shards) == 5
+            parts = [
+                [lead.id async for lead in dn.workflows.leads.list(wf, page_size=50, pages=shard)]
+                for shard in shards
+            ]
+            whole = [lead.id async for lead in dn.workflows.leads.list(wf)]
+    assert [lead_id for part in parts for lead_id in part] == whole
+    assert all(parts)
+
+
+async def test_a_shard_reads_only_its_pages() -> None:
+    async with FakeDialNexa(leads=1000, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            wf = fake.workflow_id or ""
+            it = dn.workflows.leads.list(wf, page_size=10, pages=range(3, 6))
+            ids = [lead.id async for lead in it]
+            whole = await dn.workflows.leads.list(wf, page_size=10).collect()
+            with pytest.raises(ValueError, match="pages"):
+                dn.workflows.leads.list(wf, pages=range(3))
+            with pytest.raises(ValueError, match="pages"):
+                dn.workflows.leads.list(wf, pages=range(5, 5))
+            with pytest.raises(TypeError, match="range"):
+                dn.workflows.leads.list(wf, pages=[1, 2])  # type: ignore[arg-type]
+    assert ids == [lead.id for lead in whole[20:50]]
+    assert it.stats.pages_fetched == 3

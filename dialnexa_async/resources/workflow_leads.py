@@ -17,7 +17,7 @@ from .._client import Client
 from .._concurrency import gather
 from .._convert import VariableKeys, decode_page
 from .._enroll import EnrollmentPlan, ProgressCallback, enroll_source
-from .._pagination import ManyPagedIterator, PagedIterator
+from .._pagination import ManyPagedIterator, PagedIterator, split_pages, total_pages_for
 from .._sources import DuplicatePolicy
 from .._stalled import StalledLeads
 from .._transport import encode_path
@@ -97,6 +97,7 @@ class WorkflowLeads(APIResource):
         dedupe: bool = True,
         timeout: float | None = None,
         max_pages: int | None = None,
+        pages: range | None = None,
     ) -> PagedIterator[WorkflowLead]:
         """Every lead of a workflow, in the server's order, fetched concurrently.
 
@@ -113,6 +114,8 @@ class WorkflowLeads(APIResource):
             timeout: A deadline for each page's fetch, retries included, in seconds.
             max_pages: Refuse to read more than this many pages: the scan raises
                 :class:`PaginationError` when the list has more.
+            pages: Scan only these pages (``range(a, b)``: pages ``a`` to ``b - 1``), in order,
+                with the same guarantees: a shard of a split scan (see :meth:`plan`).
 
         Returns:
             A :class:`PagedIterator`: ``async for lead in it``, ``it.pages()``,
@@ -127,6 +130,7 @@ class WorkflowLeads(APIResource):
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
         if max_pages is not None:
             check_int_range(max_pages, "max_pages", 1)
+        _check_pages(pages)
         concurrency = self._concurrency(max_concurrency)
         path = encode_path("workflows", workflow_id, "leads")
         params = _status_param(status)
@@ -137,9 +141,37 @@ class WorkflowLeads(APIResource):
             key=lambda lead: lead.id,
             dedupe=dedupe,
             max_pages=max_pages,
+            pages=pages,
             describe=("GET", path),
             registry=self._iterators,
         )
+
+    async def plan(
+        self,
+        workflow_id: str,
+        *,
+        shards: int,
+        page_size: int = MAX_PAGE_SIZE,
+        status: LeadStatus | str | None = None,
+        timeout: float | None = None,
+    ) -> builtins.list[range]:
+        """Page ranges that cover a workflow's leads, for a scan split across workers.
+
+        One ``limit=1`` request counts the leads; the ``ceil(total / page_size)`` pages are cut
+        into at most ``shards`` contiguous ranges, as even as can be, to hand to
+        ``list(workflow_id, page_size=page_size, pages=shard)`` in as many workers. The last
+        range ends at page ``2**31 - 1``: it reads to the end of the list, however long the
+        list has grown since it was planned.
+
+        Drift: shards are offsets fixed when planned. A lead added or removed ahead of a shard
+        while the shards run shifts the leads after it: a lead near a boundary can then be read
+        by two shards (each shard drops repeats only among its own pages) or by none. Plan and
+        scan close together, or de-duplicate by ``lead.id`` where the shards' results meet.
+        """
+        check_int_range(shards, "shards", 1)
+        check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
+        total = await self.count(workflow_id, status=status, timeout=timeout)
+        return split_pages(total_pages_for(total, page_size), shards)
 
     async def count(
         self,
@@ -403,6 +435,15 @@ class WorkflowLeads(APIResource):
                 if lead.phone_number and lead.status != LeadStatus.REMOVED:
                     numbers.add(lead.phone_number.strip())
         return numbers
+
+
+def _check_pages(pages: object) -> None:
+    if pages is None:
+        return
+    if not isinstance(pages, range):
+        raise TypeError(f"pages must be a range, got {type(pages).__name__}")
+    if pages.step != 1 or pages.start < 1 or len(pages) == 0:
+        raise ValueError(f"pages must be a non-empty range(a, b) with 1 <= a < b, got {pages!r}")
 
 
 def _journal_path(journal: object) -> Path | None:
