@@ -16,8 +16,8 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
@@ -42,6 +42,7 @@ from dialnexa_async import (
     DialNexaError,
     EnrollmentError,
     EnrollmentResult,
+    Limiter,
     NotFoundError,
     UploadFailure,
     WorkflowAction,
@@ -94,10 +95,35 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
-def _client(ctx: click.Context) -> AsyncDialNexa:
+@asynccontextmanager
+async def _client(ctx: click.Context) -> AsyncIterator[AsyncDialNexa]:
+    """The session a command uses: in a fleet's budget when ``--redis-url``/``--budget`` say."""
     settings: dict[str, Any] = ctx.find_root().obj
+    limiter = _fleet_limiter(settings)
     try:
-        return AsyncDialNexa(settings["api_key"], base_url=settings["base_url"])
+        try:
+            dn = AsyncDialNexa(settings["api_key"], base_url=settings["base_url"], limiter=limiter)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        async with dn:
+            yield dn
+    finally:
+        if limiter is not None:
+            await limiter.aclose()
+
+
+def _fleet_limiter(settings: dict[str, Any]) -> Limiter | None:
+    url, budget = settings.get("redis_url"), settings.get("budget")
+    if url is None and budget is None:
+        return None
+    if url is None or budget is None:
+        raise click.UsageError("--redis-url and --budget go together: a fleet's budget has both")
+    try:
+        from dialnexa_async.fleet import RedisLimiter  # noqa: PLC0415 - only for fleets
+    except ModuleNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        return RedisLimiter(url, name=budget, max_concurrency=settings["budget_concurrency"])
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -180,11 +206,38 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 @click.option(
     "--base-url", envvar="DIALNEXA_BASE_URL", show_envvar=True, help="The API's base URL."
 )
+@click.option(
+    "--redis-url",
+    envvar="DIALNEXA_REDIS_URL",
+    show_envvar=True,
+    help="Join a fleet's request budget kept in this Redis (with --budget).",
+)
+@click.option("--budget", default=None, help="The fleet budget's name (with --redis-url).")
+@click.option(
+    "--budget-concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once across the fleet's budget.",
+)
 @click.version_option(package_name="dialnexa-async", prog_name="dialnexa")
 @click.pass_context
-def cli(ctx: click.Context, api_key: str | None, base_url: str | None) -> None:
+def cli(  # noqa: PLR0917 - click passes every option as an argument
+    ctx: click.Context,
+    api_key: str | None,
+    base_url: str | None,
+    redis_url: str | None,
+    budget: str | None,
+    budget_concurrency: int,
+) -> None:
     """Work with DialNexa workflows, leads and campaign leads from a terminal."""
-    ctx.obj = {"api_key": api_key, "base_url": base_url}
+    ctx.obj = {
+        "api_key": api_key,
+        "base_url": base_url,
+        "redis_url": redis_url,
+        "budget": budget,
+        "budget_concurrency": budget_concurrency,
+    }
 
 
 @cli.group()

@@ -301,3 +301,38 @@ def test_bad_settings_are_refused() -> None:
         RedisLimiter(42, name="b", max_concurrency=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="limiter"):
         AsyncDialNexa(API_KEY, limiter=object())  # type: ignore[arg-type]
+
+
+def test_the_cli_joins_a_fleet_budget(redis_url: str, request: pytest.FixtureRequest) -> None:
+    import redis as sync_redis
+    from click.testing import CliRunner
+
+    from dialnexa_async.cli import cli
+
+    from .test_cli import ServerThread
+
+    budget = _budget(request)
+    with ServerThread(FakeDialNexa(leads=120, api_key=API_KEY)) as fake:
+        env = {"DIALNEXA_API_KEY": API_KEY, "DIALNEXA_BASE_URL": fake.url}
+        fleet = ["--redis-url", redis_url, "--budget", budget]
+        joined = CliRunner().invoke(
+            cli,
+            [*fleet, "leads", "list", fake.workflow_id or "", "--format", "jsonl"],
+            env={**env, "DIALNEXA_REDIS_URL": None},
+            catch_exceptions=False,
+        )
+        alone = CliRunner().invoke(
+            cli,
+            ["--budget", budget, "leads", "count", "wf_1"],
+            env={**env, "DIALNEXA_REDIS_URL": None},
+        )
+    assert joined.exit_code == 0, joined.stderr
+    assert len(joined.stdout.splitlines()) == 120
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        # Every request took a ticket of the fleet's queue.
+        assert int(client.get(f"dialnexa:limiter:{budget}:seq") or 0) == fake.stats.requests
+    finally:
+        client.close()
+    assert alone.exit_code == 2
+    assert "--redis-url and --budget go together" in alone.stderr
