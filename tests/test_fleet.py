@@ -331,7 +331,9 @@ def test_the_cli_joins_a_fleet_budget(redis_url: str, request: pytest.FixtureReq
     client = sync_redis.Redis.from_url(redis_url)
     try:
         # Every request took a ticket of the fleet's queue.
-        assert int(client.get(f"dialnexa:limiter:{budget}:seq") or 0) == fake.stats.requests
+        tickets = client.get(f"dialnexa:limiter:{budget}:seq")
+        assert isinstance(tickets, bytes)
+        assert int(tickets) == fake.stats.requests
     finally:
         client.close()
     assert alone.exit_code == 2
