@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -338,3 +339,67 @@ def test_the_cli_joins_a_fleet_budget(redis_url: str, request: pytest.FixtureReq
         client.close()
     assert alone.exit_code == 2
     assert "--redis-url and --budget go together" in alone.stderr
+
+
+# arq's Worker.close() calls redis-py's deprecated close(): arq's to fix, not ours.
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_the_arq_example_scans_shards_and_enrols_split_files(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    import importlib.util
+
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker
+
+    monkeypatch.setenv("DIALNEXA_REDIS_URL", redis_url)
+    monkeypatch.setenv("DIALNEXA_BUDGET", _budget(request))
+    spec = importlib.util.spec_from_file_location(
+        "fleet_worker", ROOT / "examples" / "fleet_worker.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    files = []
+    for part in range(2):
+        path = tmp_path / f"part-{part}.csv"
+        rows = [f"+9197{part}{i:07d},{i}" for i in range(300)]
+        path.write_text("phone_number,n\n" + "\n".join(rows) + "\n")
+        files.append(str(path))
+    async with FakeDialNexa(leads=2500, api_key=API_KEY, latency=0.005) as fake:
+        monkeypatch.setenv("DIALNEXA_API_KEY", API_KEY)
+        monkeypatch.setenv("DIALNEXA_BASE_URL", fake.url)
+        target = fake.store.create_workflow("enrol here")
+        await example.enqueue_scan(fake.workflow_id, 4)
+        await example.enqueue_enrolments(target.id, files)
+        worker = Worker(
+            functions=example.WorkerSettings.functions,
+            on_startup=example.startup,
+            on_shutdown=example.shutdown,
+            redis_settings=RedisSettings.from_dsn(redis_url),
+            burst=True,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+        try:
+            with anyio.fail_after(60):
+                await worker.async_run()
+        finally:
+            await worker.close()
+        queue = await create_pool(RedisSettings.from_dsn(redis_url))
+        try:
+            results = await queue.all_job_results()
+        finally:
+            await queue.aclose()
+    assert all(result.success for result in results), [r.result for r in results]
+    shards = sorted(
+        (r.result for r in results if r.function == "scan_shard"), key=lambda shard: shard["first"]
+    )
+    assert len(shards) == 4
+    assert sum(shard["leads"] for shard in shards) == 2500
+    for before, after in itertools.pairwise(shards):
+        assert before["ids"][1] < after["ids"][0]  # in order, shard after shard
+    enrolments = [r.result for r in results if r.function == "enroll_file"]
+    assert sorted(e["enrolled"] for e in enrolments) == [300, 300]
+    assert len(target.leads) == 600
