@@ -128,13 +128,15 @@ _RELEASE_SECONDS = 5.0
 
 
 class _RedisLease:
-    __slots__ = ("_limiter", "token")
+    __slots__ = ("_limiter", "_local", "token")
 
-    def __init__(self, limiter: RedisLimiter, token: str) -> None:
+    def __init__(self, limiter: RedisLimiter, token: str, local: Lease) -> None:
         self._limiter = limiter
+        self._local = local
         self.token = token
 
     async def release(self) -> None:
+        await self._local.release()
         await self._limiter._release(self.token)
 
 
@@ -223,19 +225,25 @@ class RedisLimiter:
     # -- the Limiter protocol ----------------------------------------------------------------
 
     async def acquire(self) -> Lease:
-        await self._start()
+        # Every slot of this process, the fleet's or the fallback's, is also one of its own
+        # max_concurrency: so falling back while fleet slots are still out never goes past it.
+        local = await self._local.acquire()
         token = uuid.uuid4().hex
         try:
-            await self._take_slot(token)
-        except (RedisError, OSError) as exc:
-            await self._release_quietly(token)
-            return await self._unreachable(exc)
+            await self._start()
+            try:
+                await self._take_slot(token)
+            except (RedisError, OSError) as exc:
+                self._unreachable(exc)
+                return local
         except BaseException:
+            # Cancelled (a deadline) perhaps just after the slot was granted: give it back.
             await self._release_quietly(token)
+            await local.release()
             raise
         self._held.add(token)
         self.stats["acquired"] += 1
-        return _RedisLease(self, token)
+        return _RedisLease(self, token, local)
 
     async def cool_down(self, seconds: float) -> None:
         self._cool_until = max(self._cool_until, time.monotonic() + seconds)
@@ -315,8 +323,6 @@ class RedisLimiter:
 
     async def _release(self, token: str) -> None:
         self._held.discard(token)
-        if token.startswith("local:"):
-            return
         await self._release_script(keys=[self._keys[0]], args=[self._channel, token])
 
     async def _release_quietly(self, token: str) -> None:
@@ -328,7 +334,8 @@ class RedisLimiter:
         ):
             await self._release(token)
 
-    async def _unreachable(self, exc: BaseException) -> Lease:
+    def _unreachable(self, exc: BaseException) -> None:
+        """With ``fallback="local"``, note it (the caller keeps its local slot); else raise."""
         if self.fallback == "local":
             self.stats["fallbacks"] += 1
             logger.warning(
@@ -337,7 +344,7 @@ class RedisLimiter:
                 type(exc).__name__,
                 self.max_concurrency,
             )
-            return await self._local.acquire()
+            return
         raise LimiterError(
             f"budget {self.name!r}: Redis could not be reached ({type(exc).__name__}); no "
             "request was sent",
@@ -362,7 +369,7 @@ class RedisLimiter:
     async def _renew_forever(self) -> None:
         while True:
             await anyio.sleep(self._lease_ms / 3000)
-            held = [token for token in self._held if not token.startswith("local:")]
+            held = list(self._held)
             if not held:
                 continue
             try:
