@@ -62,6 +62,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local token, cap, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], token) then return {1, 0} end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 500)
 if #dead > 0 then
   redis.call('ZREM', KEYS[2], unpack(dead))
@@ -94,9 +95,31 @@ if redis.call('ZRANK', KEYS[2], token) < free then
 end
 return {0, 0}
 """
-# KEYS: slots; ARGV: channel, token.
+# A release hands its slot straight to the first waiter (when no cool-down or rate stands in
+# the way) and names it in the message, so that the waiter needs no round trip of its own.
+# KEYS: slots, queue, beats, cooldown; ARGV: channel, token, cap, lease ms, rate limit.
 _RELEASE = """
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then redis.call('PUBLISH', ARGV[1], '1') end
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local cool = tonumber(redis.call('GET', KEYS[4]) or '0')
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+if cool > now or tonumber(ARGV[5]) > 0 or free < 1 then
+  redis.call('PUBLISH', ARGV[1], '')
+  return 0
+end
+for _, head in ipairs(redis.call('ZRANGE', KEYS[2], 0, free - 1)) do
+  local beat = tonumber(redis.call('ZSCORE', KEYS[3], head) or '0')
+  redis.call('ZREM', KEYS[2], head)
+  redis.call('ZREM', KEYS[3], head)
+  if beat > now then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), head)
+    redis.call('PUBLISH', ARGV[1], head)
+    return 0
+  end
+end
+redis.call('PUBLISH', ARGV[1], '')
 return 0
 """
 # KEYS: slots; ARGV: lease, tokens...
@@ -209,6 +232,8 @@ class RedisLimiter:
         self._renew_script = self._redis.register_script(_RENEW)
         self._cool_script = self._redis.register_script(_COOL_DOWN)
         self._held: set[str] = set()
+        self._waiting: set[str] = set()  # tokens of this process's waiters
+        self._granted: set[str] = set()  # ... that a release handed a slot to
         self._local = LocalLimiter(max_concurrency)
         self._wakeup: anyio.Event | None = None
         self._cool_until = 0.0  # monotonic: this process's copy of the fleet's cool-down
@@ -289,8 +314,19 @@ class RedisLimiter:
             raise
 
     async def _wait_for_slot(self, token: str) -> None:
+        self._waiting.add(token)
+        try:
+            await self._ask_until_granted(token)
+        finally:
+            self._waiting.discard(token)
+            self._granted.discard(token)
+
+    async def _ask_until_granted(self, token: str) -> None:
         waited = False
         while True:
+            if token in self._granted:
+                self.stats["waited"] += 1
+                return
             wake = self._wakeup
             pause = self._cool_until - time.monotonic()
             if pause > 0:
@@ -323,7 +359,16 @@ class RedisLimiter:
 
     async def _release(self, token: str) -> None:
         self._held.discard(token)
-        await self._release_script(keys=[self._keys[0]], args=[self._channel, token])
+        await self._release_script(
+            keys=[self._keys[0], self._keys[1], self._keys[2], self._keys[4]],
+            args=[
+                self._channel,
+                token,
+                self.max_concurrency,
+                self._lease_ms,
+                self._rate_limit,
+            ],
+        )
 
     async def _release_quietly(self, token: str) -> None:
         """Give back a slot taken by an acquire that then failed (if it was taken at all)."""
@@ -383,9 +428,13 @@ class RedisLimiter:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            wake, self._wakeup = self._wakeup, anyio.Event()
-                            if wake is not None:
-                                wake.set()
+                        if message.get("type") != "message":
+                            continue
+                        granted = message.get("data", b"").decode()
+                        if granted in self._waiting:
+                            self._granted.add(granted)  # handed over by the release itself
+                        wake, self._wakeup = self._wakeup, anyio.Event()
+                        if wake is not None:
+                            wake.set()
             except (RedisError, OSError):
                 await anyio.sleep(_POLL_SECONDS * 10)  # waiters poll meanwhile

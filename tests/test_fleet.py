@@ -35,9 +35,9 @@ ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
-        yield url
+def redis_url() -> Iterator[str]:
+    with redis_server() as server:
+        yield server.url
 
 
 @pytest_asyncio.fixture
@@ -256,7 +256,8 @@ async def test_redis_stopped_mid_run_is_a_typed_error_or_the_local_fallback(
 
     fallbacks: tuple[Literal["error", "local"], ...] = ("error", "local")
     for fallback in fallbacks:
-        with redis_server(tmp_path) as (url, process):
+        with redis_server() as server:
+            url = server.url
             async with FakeDialNexa(leads=3000, api_key=API_KEY, latency=0.01) as fake:
                 limiter = RedisLimiter(
                     url,
@@ -274,8 +275,7 @@ async def test_redis_stopped_mid_run_is_a_typed_error_or_the_local_fallback(
                             ):
                                 seen += 1
                                 if seen == 500:
-                                    process.terminate()
-                                    process.wait(timeout=10)
+                                    server.stop()
                     except LimiterError as exc:
                         stopped_by = exc
                         assert fallback == "error"

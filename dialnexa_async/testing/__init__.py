@@ -22,6 +22,7 @@ With pytest, the plugin (registered automatically on install) gives the fixtures
 """
 
 from ._mock import MockTransport
+from ._redis import RedisServer, redis_binary, redis_server
 from ._server import (
     DEFAULT_API_KEY,
     FakeDialNexa,
@@ -42,5 +43,8 @@ __all__ = [
     "Hostile",
     "Interceptor",
     "MockTransport",
+    "RedisServer",
+    "redis_binary",
+    "redis_server",
     "serve",
 ]

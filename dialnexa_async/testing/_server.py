@@ -595,7 +595,8 @@ async def serve(
     """Run a :class:`FakeDialNexa` until SIGINT or SIGTERM.
 
     It first prints one line, ``DIALNEXA_BASE_URL=<url> DIALNEXA_API_KEY=<key>
-    WORKFLOW_ID=<id>``, so that a shell or a test can point a client at it.
+    WORKFLOW_ID=<id>``, so that a shell or a test can point a client at it, and when stopped a
+    JSON line of what it saw: ``{"requests": ..., "max_in_flight": ...}``.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -614,3 +615,8 @@ async def serve(
         )
         sys.stdout.flush()
         await stop.wait()
+        stats = fake.stats
+        sys.stdout.write(
+            json.dumps({"requests": stats.requests, "max_in_flight": stats.max_in_flight}) + "\n"
+        )
+        sys.stdout.flush()
