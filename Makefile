@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pagination
 	$(BIN)/python -m benchmarks.decode
 	$(BIN)/python -m benchmarks.enrollment
+	$(BIN)/python -m benchmarks.fleet
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .coverage .mypy_cache .ruff_cache build dist *.egg-info
