@@ -8,7 +8,7 @@ server sent. Timestamps are timezone-aware :class:`~datetime.datetime` objects.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
@@ -25,6 +25,7 @@ __all__ = [
     "PageMeta",
     "RowError",
     "SkippedRow",
+    "StatusCounts",
     "UploadFailure",
     "Workflow",
     "WorkflowAction",
@@ -53,6 +54,43 @@ class LeadStatus(enum.StrEnum):
     COMPLETED = "completed"
     REMOVED = "removed"
     FAILED = "failed"
+
+
+@attrs.frozen
+class StatusCounts(Mapping[str, int]):
+    """How many of a workflow's leads are in each status, accounting for every lead.
+
+    A mapping from each :class:`LeadStatus` (its value, so ``counts["pending"]`` and
+    ``counts[LeadStatus.PENDING]`` are the same) to its count, then ``"other"``: the leads in a
+    status the SDK does not know (the reference pages' own example shows ``"active"``). The
+    values add up to :attr:`total`.
+
+    Attributes:
+        total: Every lead of the workflow (from a request without a status filter). Counts are
+            taken concurrently, each at its own instant: on a list that changes meanwhile, the
+            known statuses can add up to more than the total, and then ``other`` is 0 and
+            ``total`` their sum, so that the numbers still add up.
+    """
+
+    known: Mapping[str, int]
+    total: int
+
+    @property
+    def other(self) -> int:
+        """Leads in a status outside :class:`LeadStatus`."""
+        return self.total - sum(self.known.values())
+
+    def __getitem__(self, status: str) -> int:
+        if status == "other":
+            return self.other
+        return self.known[status]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.known
+        yield "other"
+
+    def __len__(self) -> int:
+        return len(self.known) + 1
 
 
 class WorkflowAction(enum.StrEnum):

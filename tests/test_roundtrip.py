@@ -198,11 +198,26 @@ async def test_count_and_status_counts() -> None:
             assert await dn.workflows.leads.count(wf) == 103
             counts = await dn.workflows.leads.status_counts(wf)
     stored = fake.store.workflows[wf].leads
-    assert counts == {
-        status: sum(1 for lead in stored if lead["status"] == status) for status in LeadStatus
+    assert dict(counts) == {
+        **{status: sum(1 for lead in stored if lead["status"] == status) for status in LeadStatus},
+        "other": 0,
     }
-    assert sum(counts.values()) == 103
+    assert sum(counts.values()) == counts.total == 103
     assert fake.stats.max_in_flight > 1  # the per-status requests overlapped
+
+
+async def test_status_counts_account_for_statuses_the_sdk_does_not_know() -> None:
+    async with FakeDialNexa(leads=100, api_key=API_KEY) as fake:
+        workflow = fake.store.workflows[fake.workflow_id or ""]
+        for i in range(7):  # the seed's own example shows a lead "active"
+            fake.store.add_lead(workflow, f"+9190000000{i:02d}", status="active")
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            counts = await dn.workflows.leads.status_counts(workflow.id)
+    assert counts.total == 107
+    assert counts["other"] == counts.other == 7
+    assert sum(counts.values()) == 107  # every lead is counted somewhere
+    assert counts[LeadStatus.PENDING] == counts["pending"]
+    assert list(counts) == [*(status.value for status in LeadStatus), "other"]
 
 
 async def test_async_iterable_attrs_and_dataclass_rows(

@@ -24,7 +24,15 @@ from .._transport import encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_timeout
 from .._workbook import WorkbookLimits
 from ..errors import EnrollmentError, NotFoundError
-from ..models import Enrollment, EnrollmentResult, LeadHistory, LeadStatus, Page, WorkflowLead
+from ..models import (
+    Enrollment,
+    EnrollmentResult,
+    LeadHistory,
+    LeadStatus,
+    Page,
+    StatusCounts,
+    WorkflowLead,
+)
 from ._base import APIResource
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
@@ -186,22 +194,26 @@ class WorkflowLeads(APIResource):
 
     async def status_counts(
         self, workflow_id: str, *, timeout: float | None = None
-    ) -> dict[LeadStatus, int]:
-        """The number of leads in each :class:`LeadStatus`, the requests run concurrently.
+    ) -> StatusCounts:
+        """The number of leads in each :class:`LeadStatus`, and in none of them, adding up to
+        the total: a dashboard tile without scanning the leads.
 
-        One ``limit=1`` request per status, under the session's cap: a dashboard tile without
-        scanning the leads.
+        One ``limit=1`` request per status and one without a filter (the total), run
+        concurrently under the session's cap. See :class:`~dialnexa_async.StatusCounts`.
         """
         check_id(workflow_id, "workflow_id")
         check_timeout(timeout)
         statuses = list(LeadStatus)
-        counts = await gather(
-            [
-                partial(self.count, workflow_id, status=status, timeout=timeout)
-                for status in statuses
-            ]
+        calls = [
+            partial(self.count, workflow_id, status=status, timeout=timeout) for status in statuses
+        ]
+        *per_status, total = await gather(
+            [*calls, partial(self.count, workflow_id, timeout=timeout)]
         )
-        return dict(zip(statuses, counts, strict=True))
+        by_status = {
+            status.value: count for status, count in zip(statuses, per_status, strict=True)
+        }
+        return StatusCounts(known=by_status, total=max(total, sum(by_status.values())))
 
     def list_many(
         self,
