@@ -13,6 +13,7 @@ session's ``timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from .errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    DialNexaError,
 )
 
 __all__ = ["USER_AGENT", "Client", "Response"]
@@ -93,6 +95,7 @@ class Client:
         self.max_response_bytes = max_response_bytes
         self._local = LocalLimiter(max_concurrency)
         self.shared_limiter = limiter
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -143,6 +146,7 @@ class Client:
         timeout = check_timeout(timeout)
         if self._closed:
             raise RuntimeError("this AsyncDialNexa is closed")
+        self._check_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         template = HTTPRequest(
             method=method,
@@ -171,14 +175,39 @@ class Client:
             ):
                 return Response(status=error.status_code, payload=error.body, attempts=attempt + 1)
             if not self._retryable(outcome, attempt, idempotent):
-                raise scrubbed(error)
+                raise self._give_up(error, attempt)
             delay = self.retry.delay(attempt, retry_after=outcome.retry_after)
             if deadline is not None and time.monotonic() + delay >= deadline:
                 # The next attempt could not start before the deadline: say so now (a 429
                 # keeps its .retry_after) rather than sleep into it.
-                raise scrubbed(error)
+                raise self._give_up(error, attempt)
+            logger.info(
+                "%s %s: retrying in %.2fs after %s (attempt %d failed)",
+                method,
+                path,
+                delay,
+                _outcome_text(outcome),
+                attempt + 1,
+            )
             await anyio.sleep(delay)
             attempt += 1
+
+    def _check_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this AsyncDialNexa was first used on another event loop, and its connections "
+                "belong to that loop: create one AsyncDialNexa per event loop (with "
+                "asyncio.run per task, as in Celery, create it inside the coroutine asyncio.run "
+                "runs, and close it there)"
+            )
+
+    def _give_up(self, error: DialNexaError, attempt: int) -> DialNexaError:
+        if attempt:
+            logger.info("giving up after %d attempts: %s", attempt + 1, error)
+        return scrubbed(error)
 
     def _retryable(self, failure: _Failure, attempt: int, idempotent: bool) -> bool:
         error = failure.error

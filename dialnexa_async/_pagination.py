@@ -226,6 +226,7 @@ class PagedIterator(Generic[T]):
         self._consumed = self._first  # the highest page number handed to the consumer
         self._started = False
         self._closed = False
+        self._first_fetched: tuple[Page[T], int] | None = None
         self.stats = PaginationStats()
         if registry is not None:
             registry.add(self)  # type: ignore[arg-type]
@@ -234,6 +235,25 @@ class PagedIterator(Generic[T]):
     def concurrency(self) -> int:
         """How many page requests this iterator keeps in flight at most."""
         return self._concurrency
+
+    async def first_page(self) -> Page[T]:
+        """Fetch the scan's first page now, before iterating (which then starts from it).
+
+        For a web endpoint that streams a scan: a missing workflow raises
+        :class:`~dialnexa_async.NotFoundError` here, before the response starts, and
+        :attr:`total` is known. Calling it again returns the same page.
+        """
+        if self._first_fetched is None:
+            if self._started:
+                raise RuntimeError("first_page() must come before the scan starts")
+            raw, attempts = await self._fetch(self._first)
+            self._first_fetched = (self._decode(raw, self._first), attempts)
+        return self._first_fetched[0]
+
+    @property
+    def total(self) -> int | None:
+        """How many items the server counted, once the first page is in (else ``None``)."""
+        return None if self._first_fetched is None else self._first_fetched[0].meta.total
 
     # -- the consumer's faces ----------------------------------------------------------------
 
@@ -290,8 +310,10 @@ class PagedIterator(Generic[T]):
         previous_ids: list[Hashable] | None = None
         try:
             number = self._first
-            raw, attempts = await self._fetch(number)
-            page = self._decode(raw, number)
+            if self._first_fetched is None:
+                raw, attempts = await self._fetch(number)
+                self._first_fetched = (self._decode(raw, number), attempts)
+            page, attempts = self._first_fetched
             self._count(attempts)
             self._plan(page)
             while True:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import os
 import weakref
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -29,6 +31,22 @@ DEFAULT_BASE_URL = "https://api.dialnexa.com/v1"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_CONCURRENCY = 8
+
+
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
+
+
+def _log_from_environment() -> None:
+    """``DIALNEXA_LOG=info|debug`` sends the SDK's log lines to stderr (as ``OPENAI_LOG``
+    does), unless the application already configured the ``dialnexa_async`` logger."""
+    level = _LOG_LEVELS.get(os.environ.get("DIALNEXA_LOG", "").strip().lower())
+    sdk = logging.getLogger("dialnexa_async")
+    if level is None or sdk.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    sdk.addHandler(handler)
+    sdk.setLevel(level)
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -123,6 +141,7 @@ class AsyncDialNexa:
         transport: AsyncTransport | None = None,
         limiter: Limiter | None = None,
     ) -> None:
+        _log_from_environment()
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
         if key is not None and not isinstance(key, str):
             raise TypeError(f"api_key must be a str, got {type(key).__name__}")
@@ -178,6 +197,52 @@ class AsyncDialNexa:
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._client.closed
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call an endpoint the SDK does not wrap, with the same authentication, cap, shared
+        limiter, retries, deadline and errors as every other call; return the answer's JSON
+        (``None`` when empty), with a ``{statusCode, message, data}`` envelope left as sent.
+
+        Args:
+            method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE``.
+            path: The path under the base URL, e.g. ``"/workflows/wf_1/leads/variable-keys"``:
+                it must start with ``/`` and carry no query (use ``params``), no scheme or
+                host (the request never leaves the base URL).
+            params: The query string.
+            json: A JSON body.
+            timeout: A deadline for the whole call, retries included.
+            idempotent: Whether a failure that may have reached the server can be retried
+                (default: yes for GET, PUT and DELETE, no for POST and PATCH).
+
+        Raises:
+            ValueError, TypeError: A bad method or path (nothing is sent).
+        """
+        verb = method.upper() if isinstance(method, str) else method
+        if verb not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise ValueError(f"method must be GET, POST, PUT, PATCH or DELETE, got {method!r}")
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, got {type(path).__name__}")
+        if not path.startswith("/") or path.startswith("//") or any(c in path for c in "?# \\"):
+            raise ValueError(
+                f"path must be a path under the base URL, like '/workflows', without a query, "
+                f"a host or spaces: got {path!r}"
+            )
+        safe = quote(path, safe="/%:@!$&'()*+,;=-._~")
+        if idempotent is None:
+            idempotent = verb in ("GET", "PUT", "DELETE")
+        response = await self._client.request(
+            verb, safe, params=params, json=json, idempotent=idempotent, timeout=timeout
+        )
+        return response.payload
 
     @functools.cached_property
     def with_raw_response(self) -> WithRawResponse:

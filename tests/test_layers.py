@@ -107,7 +107,18 @@ async def test_attempts_are_logged_above_the_transport(caplog: pytest.LogCapture
         API_KEY, transport=MockTransport(lambda r: answers.pop(0)), backoff=0.001
     ) as dn:
         await dn.campaign_leads.get("lead_1")
-    lines = [r.getMessage() for r in caplog.records if r.name == "dialnexa_async"]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dialnexa_async" and r.levelno == logging.DEBUG
+    ]
+    retries = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dialnexa_async" and r.levelno == logging.INFO
+    ]
+    assert len(retries) == 1
+    assert "retrying in" in retries[0]
     assert lines[0].startswith("GET /campaigns-leads/lead_1 -> 502 in ")
     assert lines[1].endswith("(attempt 2)")
     assert API_KEY not in caplog.text

@@ -169,7 +169,18 @@ async def test_each_request_is_logged_once_with_its_attempt(
     async with FakeDialNexa(api_key=API_KEY, interceptor=fail_once) as fake:
         async with AsyncDialNexa(API_KEY, base_url=fake.url, backoff=0.001) as dn:
             await dn.campaign_leads.get(fake.campaign_lead_id)
-    lines = [r.getMessage() for r in caplog.records if r.name == "dialnexa_async"]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dialnexa_async" and r.levelno == logging.DEBUG
+    ]
+    retries = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dialnexa_async" and r.levelno == logging.INFO
+    ]
+    assert len(retries) == 1
+    assert "retrying in" in retries[0]
     path = f"/campaigns-leads/{fake.campaign_lead_id}"
     assert lines[0].startswith(f"GET {path} -> 503 in ")
     assert lines[0].endswith("(attempt 1)")

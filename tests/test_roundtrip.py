@@ -198,10 +198,10 @@ async def test_count_and_status_counts() -> None:
             assert await dn.workflows.leads.count(wf) == 103
             counts = await dn.workflows.leads.status_counts(wf)
     stored = fake.store.workflows[wf].leads
-    assert dict(counts) == {
-        **{status: sum(1 for lead in stored if lead["status"] == status) for status in LeadStatus},
-        "other": 0,
+    expected: dict[str, int] = {
+        status: sum(1 for lead in stored if lead["status"] == status) for status in LeadStatus
     }
+    assert dict(counts) == {**expected, "other": 0}
     assert sum(counts.values()) == counts.total == 103
     assert fake.stats.max_in_flight > 1  # the per-status requests overlapped
 

@@ -1,0 +1,115 @@
+"""What a backend expects of the SDK (issue 13): an escape hatch, a first page before streaming,
+a clear error on a second event loop, logging switched on from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dialnexa_async import AsyncDialNexa, HTTPRequest, HTTPResponse, NotFoundError, RateLimitError
+from dialnexa_async.testing import FakeDialNexa, MockTransport
+
+from .conftest import API_KEY
+
+
+async def test_request_reaches_endpoints_the_sdk_does_not_wrap() -> None:
+    async with FakeDialNexa(leads=20, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            wf = fake.workflow_id or ""
+            keys = await dn.request("GET", f"/workflows/{wf}/leads/variable-keys")
+            page = await dn.request("get", f"/workflows/{wf}/leads", params={"limit": 5})
+            with pytest.raises(NotFoundError):
+                await dn.request("GET", "/workflows/wf_missing")
+    assert keys["data"]["keys"] == ["customer_name"]
+    assert len(page["data"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "error"),
+    [
+        ("GET", "https://evil.example/x", ValueError),
+        ("GET", "//evil.example/x", ValueError),
+        ("GET", "/workflows?page=2", ValueError),
+        ("GET", "workflows", ValueError),
+        ("TRACE", "/workflows", ValueError),
+        ("GET", 42, TypeError),
+    ],
+)
+async def test_request_refuses_what_would_leave_the_base_url(
+    method: str, path: object, error: type[Exception]
+) -> None:
+    transport = MockTransport(lambda request: HTTPResponse.json({}))
+    async with AsyncDialNexa(API_KEY, transport=transport) as dn:
+        with pytest.raises(error):
+            await dn.request(method, path)  # type: ignore[arg-type]
+    assert transport.requests == []
+
+
+async def test_request_retries_and_deadlines_like_every_call() -> None:
+    answers = [HTTPResponse.json({}, status=503), HTTPResponse.json({"ok": True})]
+    transport = MockTransport(lambda request: answers.pop(0))
+    async with AsyncDialNexa(API_KEY, transport=transport, backoff=0.001) as dn:
+        assert await dn.request("DELETE", "/things/1") == {"ok": True}
+        limited = MockTransport(
+            lambda r: HTTPResponse.json({}, status=429, headers={"Retry-After": "3600"})
+        )
+    async with AsyncDialNexa(API_KEY, transport=limited) as dn:
+        with pytest.raises(RateLimitError):
+            await dn.request("POST", "/things", json={"a": 1}, timeout=5)
+    sent: HTTPRequest = limited.requests[0]
+    assert sent.json == {"a": 1}
+    assert len(limited.requests) == 1
+
+
+async def test_first_page_lets_an_endpoint_answer_404_before_streaming() -> None:
+    async with FakeDialNexa(leads=250, api_key=API_KEY) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            missing = dn.workflows.leads.list("wf_missing")
+            with pytest.raises(NotFoundError):
+                await missing.first_page()
+            scan = dn.workflows.leads.list(fake.workflow_id or "")
+            assert scan.total is None
+            first = await scan.first_page()
+            assert scan.total == 250
+            assert await scan.first_page() is first
+            ids = [lead.id async for lead in scan]
+    assert len(ids) == 250
+    assert ids[: len(first.data)] == [lead.id for lead in first.data]
+    assert scan.stats.pages_fetched == 3  # page 1 was not fetched twice
+
+
+def test_a_client_reused_on_a_second_event_loop_says_what_to_do() -> None:
+    transport = MockTransport(lambda request: HTTPResponse.json({"id": "lead_1"}))
+    dn = AsyncDialNexa(API_KEY, transport=transport)
+    asyncio.run(dn.campaign_leads.get("lead_1"))
+    with pytest.raises(RuntimeError, match="one AsyncDialNexa per event loop"):
+        asyncio.run(dn.campaign_leads.get("lead_1"))
+
+
+def test_dialnexa_log_turns_the_sdk_logs_on() -> None:
+    code = (
+        "import asyncio\n"
+        "from dialnexa_async import AsyncDialNexa, HTTPResponse\n"
+        "from dialnexa_async.testing import MockTransport\n"
+        "answers = [HTTPResponse.json({}, status=503), HTTPResponse.json({'id': 'l'})]\n"
+        "async def main():\n"
+        "    t = MockTransport(lambda r: answers.pop(0))\n"
+        "    async with AsyncDialNexa('dnx_secret_in_env', transport=t, backoff=0.001) as dn:\n"
+        "        await dn.campaign_leads.get('l')\n"
+        "asyncio.run(main())\n"
+    )
+    outputs = {}
+    for level in ("info", "debug"):
+        env = {**os.environ, "DIALNEXA_LOG": level}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        outputs[level] = done.stderr
+    assert "retrying in" in outputs["info"]
+    assert "-> 503" not in outputs["info"]  # attempts are debug lines
+    assert "GET /campaigns-leads/l -> 503" in outputs["debug"]
+    assert "dnx_secret_in_env" not in outputs["debug"]
