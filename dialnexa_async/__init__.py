@@ -9,6 +9,7 @@
             print(lead.id, lead.status)
 """
 
+from ._dashboard import DashboardStats, StatusCountsMany, WorkflowCounts
 from ._journal import JournalSummary, read_journal
 from ._limiter import Lease, Limiter, LocalLimiter
 from ._pagination import ManyPagedIterator, PagedIterator, PaginationStats
@@ -68,6 +69,7 @@ __all__ = [
     "BadRequestError",
     "CampaignLead",
     "ConflictError",
+    "DashboardStats",
     "DialNexaError",
     "Enrollment",
     "EnrollmentError",
@@ -100,11 +102,13 @@ __all__ = [
     "StalledLeads",
     "StalledStats",
     "StatusCounts",
+    "StatusCountsMany",
     "UnprocessableEntityError",
     "UploadFailure",
     "WorkbookLimits",
     "Workflow",
     "WorkflowAction",
+    "WorkflowCounts",
     "WorkflowLead",
     "WorkflowStatus",
     "__version__",

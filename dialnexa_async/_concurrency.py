@@ -15,12 +15,14 @@ left in another. So the object owns its tasks, and its :meth:`OrderedTasks.aclos
 awaits every one; each iterator calls it from its own ``aclose()``, from ``async with`` exit, from
 the ``finally`` of its generator (``break``, an error, a cancellation) and when the session
 closes. Tasks are started in order, at most a given number at once, and their results are taken
-back in the same order, so a slow early task holds back nothing but its own result.
+back in the same order (so a slow early task holds back nothing but its own result), or as they
+finish (:meth:`OrderedTasks.next_done`: ``status_counts_many``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -68,6 +70,7 @@ class OrderedTasks(Generic[T]):
         self._tasks: dict[int, asyncio.Task[T]] = {}
         self._running = 0
         self._room = asyncio.Event()
+        self._finished_keys: deque[int] = deque()
         self.closed = False
         self.max_running = 0
 
@@ -89,6 +92,7 @@ class OrderedTasks(Generic[T]):
             work.close()
             raise RuntimeError(f"{self._name}: closed")
         task = asyncio.create_task(work, name=f"dialnexa-{self._name}-{key}")
+        task.add_done_callback(lambda _: self._finished_keys.append(key))
         task.add_done_callback(self._finished)
         self._tasks[key] = task
         self._running += 1
@@ -115,6 +119,17 @@ class OrderedTasks(Generic[T]):
         await asyncio.wait([task])
         del self._tasks[key]
         return task.result()
+
+    async def next_done(self) -> int:
+        """The key of a task that has finished and was not taken yet, in the order they
+        finished (waiting for one if need be): for work consumed as it completes."""
+        while True:
+            while self._finished_keys:
+                key = self._finished_keys.popleft()
+                if key in self._tasks:
+                    return key
+            self._room.clear()
+            await self._room.wait()
 
     async def room(self, limit: int) -> None:
         """Wait until fewer than ``limit`` tasks are running."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from aiohttp import web
 
 from dialnexa_async import AsyncDialNexa, HTTPRequest, HTTPResponse, NotFoundError, RateLimitError
 from dialnexa_async.testing import FakeDialNexa, MockTransport
@@ -113,3 +114,52 @@ def test_dialnexa_log_turns_the_sdk_logs_on() -> None:
     assert "-> 503" not in outputs["info"]  # attempts are debug lines
     assert "GET /campaigns-leads/l -> 503" in outputs["debug"]
     assert "dnx_secret_in_env" not in outputs["debug"]
+
+
+# -- dashboards --------------------------------------------------------------------------------
+
+
+async def test_status_counts_of_many_workflows_with_errors_as_values() -> None:
+    async with FakeDialNexa(api_key=API_KEY, latency=0.005) as fake:
+        ids = []
+        for n in range(30):
+            workflow = fake.store.create_workflow(f"wf {n}", status="active")
+            fake.store.seed_leads(workflow, n * 7)
+            ids.append(workflow.id)
+        ids[5:5] = ["wf_deleted"]
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=8) as dn:
+            many = dn.workflows.leads.status_counts_many(ids)
+            results = await many.collect()
+    assert list(results) == ids
+    assert isinstance(results["wf_deleted"].error, NotFoundError)
+    assert results["wf_deleted"].counts is None
+    for n, workflow_id in enumerate(i for i in ids if i != "wf_deleted"):
+        counts = results[workflow_id].counts
+        assert counts is not None
+        assert counts.total == n * 7
+        assert sum(counts.values()) == n * 7
+    assert many.stats.workflows == 31
+    assert many.stats.errors == 1
+    assert many.stats.max_in_flight == 8  # workflows counted at once: the session's cap
+
+
+async def test_status_counts_many_yields_each_as_it_is_ready_and_closes_cleanly() -> None:
+    async with FakeDialNexa(api_key=API_KEY) as fake:
+        ids = [fake.store.create_workflow(f"wf {n}").id for n in range(5)]
+
+        async def slow_first(request: web.Request) -> None:
+            if request.match_info.get("workflow_id") == ids[0]:
+                await asyncio.sleep(0.3)
+
+        fake.interceptor = slow_first
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            order = [
+                result.workflow_id async for result in dn.workflows.leads.status_counts_many(ids)
+            ]
+            assert order[-1] == ids[0]  # the slow one came last, not first
+            assert sorted(order) == sorted(ids)
+            async with dn.workflows.leads.status_counts_many(ids) as many:
+                async for _ in many:
+                    break
+            await asyncio.sleep(0)
+            assert [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-")] == []

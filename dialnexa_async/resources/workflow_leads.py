@@ -16,6 +16,7 @@ import attrs
 from .._client import Client
 from .._concurrency import gather
 from .._convert import VariableKeys, decode_page
+from .._dashboard import StatusCountsMany
 from .._enroll import EnrollmentPlan, ProgressCallback, enroll_source
 from .._pagination import ManyPagedIterator, PagedIterator, split_pages, total_pages_for
 from .._sources import DuplicatePolicy
@@ -214,6 +215,37 @@ class WorkflowLeads(APIResource):
             status.value: count for status, count in zip(statuses, per_status, strict=True)
         }
         return StatusCounts(known=by_status, total=max(total, sum(by_status.values())))
+
+    def status_counts_many(
+        self,
+        workflow_ids: Iterable[str],
+        *,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+    ) -> StatusCountsMany:
+        """:meth:`status_counts` of many workflows at once, each yielded as soon as it is
+        ready; one workflow's error (a 404, a 403) is that workflow's result, not the end.
+
+        Args:
+            workflow_ids: The workflows (hundreds are fine).
+            max_concurrency: Workflows counted at once (each is six ``limit=1`` requests, all
+                under the session's cap); default the session's cap.
+            timeout: A deadline for each request, retries included.
+
+        Returns:
+            A :class:`~dialnexa_async.StatusCountsMany`: ``async for result in it`` (a
+            :class:`~dialnexa_async.WorkflowCounts`), ``await it.collect()``, ``async with``,
+            ``aclose()``, ``.stats``.
+        """
+        if isinstance(workflow_ids, str):
+            raise TypeError("workflow_ids must be an iterable of ids, not one string")
+        ids = [check_id(workflow_id, "workflow_ids[]") for workflow_id in workflow_ids]
+        check_timeout(timeout)
+        return StatusCountsMany(
+            ids,
+            partial(self.status_counts, timeout=timeout),
+            concurrency=self._concurrency(max_concurrency),
+        )
 
     def list_many(
         self,

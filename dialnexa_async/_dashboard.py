@@ -1,0 +1,119 @@
+"""Dashboards: status counts of many workflows at once, each delivered as it is ready.
+
+``status_counts_many`` runs ``status_counts`` for up to ``concurrency`` workflows at a time
+(their requests share the session's cap like every other), yields each workflow's
+:class:`WorkflowCounts` as soon as its counts are in, and never lets one workflow's error (a
+404 for a deleted workflow, a 403) fail the others: the error is that workflow's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from typing import Any, Self
+
+import attrs
+
+from ._concurrency import OrderedTasks, close_generator
+from .errors import DialNexaError
+from .models import StatusCounts
+
+__all__ = ["DashboardStats", "StatusCountsMany", "WorkflowCounts"]
+
+CountOne = Callable[[str], Coroutine[Any, Any, StatusCounts]]
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowCounts:
+    """One workflow's counts, or why there are none.
+
+    Attributes:
+        workflow_id: The workflow.
+        counts: Its :class:`~dialnexa_async.StatusCounts`, or ``None`` when ``error`` is set.
+        error: The :class:`~dialnexa_async.DialNexaError` that its counting raised (e.g. a
+            :class:`~dialnexa_async.NotFoundError` for a workflow deleted meanwhile).
+    """
+
+    workflow_id: str
+    counts: StatusCounts | None = None
+    error: DialNexaError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@attrs.define
+class DashboardStats:
+    """What a refresh did so far.
+
+    Attributes:
+        workflows: Workflows whose result was yielded.
+        errors: Of them, those that failed.
+        max_in_flight: The most workflows counted at once.
+    """
+
+    workflows: int = 0
+    errors: int = 0
+    max_in_flight: int = 0
+
+
+class StatusCountsMany:
+    """``async for result in it`` (each a :class:`WorkflowCounts`, as soon as it is ready),
+    ``async with it``, ``await it.aclose()`` (cancels and awaits the counts in flight), and
+    ``it.stats``; see the module docstring."""
+
+    def __init__(self, workflow_ids: list[str], count_one: CountOne, *, concurrency: int) -> None:
+        self._ids = workflow_ids
+        self._count_one = count_one
+        self._concurrency = concurrency
+        self._tasks: OrderedTasks[WorkflowCounts] = OrderedTasks("counts")
+        self._stream_gen: AsyncGenerator[WorkflowCounts, None] | None = None
+        self.stats = DashboardStats()
+
+    def __aiter__(self) -> AsyncIterator[WorkflowCounts]:
+        if self._stream_gen is not None:
+            raise RuntimeError("iterate status_counts_many() once; call it again to refresh")
+        self._stream_gen = self._stream()
+        return self._stream_gen
+
+    async def collect(self) -> dict[str, WorkflowCounts]:
+        """Every workflow's result, by workflow id, in the order given."""
+        results = {result.workflow_id: result async for result in self}
+        return {workflow_id: results[workflow_id] for workflow_id in self._ids}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._tasks.aclose()
+        await close_generator(self._stream_gen)
+
+    async def _one(self, workflow_id: str) -> WorkflowCounts:
+        try:
+            return WorkflowCounts(
+                workflow_id=workflow_id, counts=await self._count_one(workflow_id)
+            )
+        except DialNexaError as exc:
+            return WorkflowCounts(workflow_id=workflow_id, error=exc)
+
+    async def _stream(self) -> AsyncGenerator[WorkflowCounts, None]:
+        pending = iter(enumerate(self._ids))
+        try:
+            while True:
+                while self._tasks.running < self._concurrency:
+                    number, workflow_id = next(pending, (-1, ""))
+                    if number < 0:
+                        break
+                    self._tasks.start(number, self._one(workflow_id))
+                    self.stats.max_in_flight = self._tasks.max_running
+                if not len(self._tasks):
+                    return
+                result = await self._tasks.take(await self._tasks.next_done())
+                self.stats.workflows += 1
+                self.stats.errors += 0 if result.ok else 1
+                yield result
+        finally:
+            await self._tasks.aclose()
