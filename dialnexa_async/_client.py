@@ -14,6 +14,7 @@ session's ``timeout``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -62,6 +63,14 @@ class Response:
 
 
 @attrs.define(eq=False)
+class _Lifecycle:
+    """What a session and every client derived from it (``with_options``) share."""
+
+    closed: bool = False
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+@attrs.define(eq=False)
 class _Failure:
     error: APIStatusError | APIConnectionError | APIResponseValidationError
     retry_after: float | None = None
@@ -83,6 +92,8 @@ class Client:
         max_concurrency: int,
         max_response_bytes: int,
         limiter: Limiter | None = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> None:
         self.transport = transport
         self._owns_transport = owns_transport
@@ -95,23 +106,47 @@ class Client:
         self.max_response_bytes = max_response_bytes
         self._local = LocalLimiter(max_concurrency)
         self.shared_limiter = limiter
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
+        self._life = _Lifecycle()
+        # Extra headers and query parameters of every request (default_headers, with_options);
+        # the SDK's own (Authorization above all) are set after them and win.
+        self._extra_headers = dict(headers or {})
+        self._extra_query = dict(query or {})
 
     def __repr__(self) -> str:
         return f"<Client {self._base_url!r}>"
 
+    def derive(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Client:
+        """A client with other options that shares this one's connections, cap, limiter and
+        lifecycle (closing either closes both; neither closes the transport twice)."""
+        twin = copy.copy(self)
+        if timeout is not None:
+            twin._timeout = timeout
+        if retry is not None:
+            twin.retry = retry
+        twin._owns_transport = False
+        twin._extra_headers = {**self._extra_headers, **(headers or {})}
+        twin._extra_query = {**self._extra_query, **(query or {})}
+        return twin
+
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._life.closed
 
     async def aclose(self) -> None:
-        self._closed = True
+        self._life.closed = True
         if self._owns_transport:
             await self.transport.aclose()
 
     def _headers(self) -> dict[str, str]:
         return {
+            **self._extra_headers,
             "Authorization": f"Bearer {self._key}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
@@ -119,8 +154,9 @@ class Client:
 
     def _url(self, path: str, params: Mapping[str, str | int] | None) -> str:
         url = self._base_url + path
-        if params:
-            url += "?" + urlencode({k: str(v) for k, v in params.items()}, quote_via=quote)
+        query = {**self._extra_query, **(params or {})}
+        if query:
+            url += "?" + urlencode({k: str(v) for k, v in query.items()}, quote_via=quote)
         return url
 
     async def request(
@@ -144,7 +180,7 @@ class Client:
         attempt worked. With ``parse=False`` a 2xx body is not read as JSON.
         """
         timeout = check_timeout(timeout)
-        if self._closed:
+        if self._life.closed:
             raise RuntimeError("this AsyncDialNexa is closed")
         self._check_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -194,9 +230,9 @@ class Client:
 
     def _check_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
+        if self._life.loop is None:
+            self._life.loop = loop
+        elif self._life.loop is not loop:
             raise RuntimeError(
                 "this AsyncDialNexa was first used on another event loop, and its connections "
                 "belong to that loop: create one AsyncDialNexa per event loop (with "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import ipaddress
 import logging
@@ -13,6 +14,7 @@ from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import attrs
 
 from ._client import Client
 from ._limiter import Limiter
@@ -47,6 +49,24 @@ def _log_from_environment() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     sdk.addHandler(handler)
     sdk.setLevel(level)
+
+
+_OWN_HEADERS = frozenset({"authorization", "host", "content-length", "content-type"})
+
+
+def _check_headers(values: object, name: str) -> dict[str, str] | None:
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{name} must be a mapping of str to str, got {type(values).__name__}")
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"{name} must map str to str, got {key!r}: {type(value).__name__}")
+        if key.lower() in _OWN_HEADERS:
+            raise ValueError(f"{name} cannot set {key!r}: the SDK sets it")
+        if any(ch in key + value for ch in "\r\n"):
+            raise ValueError(f"{name} {key!r} must not contain a line break")
+    return dict(values)
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -107,6 +127,8 @@ class AsyncDialNexa:
             ``Retry-After`` is honoured up to 60 s instead).
         max_concurrency: Requests in flight at once for this whole session, across every call
             and iterator.
+        default_headers: Headers sent with every request (the SDK's own, ``Authorization``
+            above all, cannot be replaced).
         limiter: A budget shared with other processes that every request attempt also takes
             a slot from, and tells of a 429's ``Retry-After`` (e.g.
             :class:`~dialnexa_async.fleet.RedisLimiter`); it is left open on close.
@@ -140,6 +162,7 @@ class AsyncDialNexa:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: AsyncTransport | None = None,
         limiter: Limiter | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         _log_from_environment()
         key = api_key if api_key is not None else os.environ.get("DIALNEXA_API_KEY")
@@ -184,11 +207,51 @@ class AsyncDialNexa:
             max_concurrency=max_concurrency,
             max_response_bytes=max_response_bytes,
             limiter=limiter,
+            headers=_check_headers(default_headers, "default_headers"),
         )
-        self._iterators: weakref.WeakSet[PagedIterator[Any]] = weakref.WeakSet()
-        leads = WorkflowLeads(self._client, self._iterators)
-        self.workflows = Workflows(self._client, leads, self._iterators)
-        self.campaign_leads = CampaignLeads(self._client)
+        self._attach(self._client, weakref.WeakSet())
+
+    def _attach(self, client: Client, iterators: weakref.WeakSet[PagedIterator[Any]]) -> None:
+        self._client = client
+        self._iterators = iterators
+        leads = WorkflowLeads(client, iterators)
+        self.workflows = Workflows(client, leads, iterators)
+        self.campaign_leads = CampaignLeads(client)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+    ) -> AsyncDialNexa:
+        """This session with other options: it shares the connection pool, the cap, the shared
+        limiter and the lifecycle (closing one closes both), so it costs nothing to make one
+        per call: ``await dn.with_options(timeout=2, extra_headers={"X-Trace": t}).workflows
+        .get(wf_id)``.
+
+        Args:
+            timeout: Seconds one attempt may take (a call's own ``timeout=`` is still a deadline
+                for the whole call).
+            max_retries: Retries after a failed attempt.
+            extra_headers: Headers added to every request (the SDK's own, ``Authorization``
+                above all, cannot be replaced).
+            extra_query: Query parameters added to every request.
+        """
+        retry = self._client.retry
+        if max_retries is not None:
+            retry = attrs.evolve(retry, max_retries=check_int_range(max_retries, "max_retries", 0))
+        client = self._client.derive(
+            timeout=None if timeout is None else check_seconds(timeout, "timeout"),
+            retry=retry,
+            headers=_check_headers(extra_headers, "extra_headers"),
+            query=_check_headers(extra_query, "extra_query"),
+        )
+        twin = copy.copy(self)
+        twin.__dict__.pop("with_raw_response", None)  # made afresh, on the twin's resources
+        twin._attach(client, self._iterators)
+        return twin
 
     def __repr__(self) -> str:
         return f"<AsyncDialNexa base_url={self.base_url!r} max_concurrency={self.max_concurrency}>"

@@ -11,7 +11,14 @@ import sys
 import pytest
 from aiohttp import web
 
-from dialnexa_async import AsyncDialNexa, HTTPRequest, HTTPResponse, NotFoundError, RateLimitError
+from dialnexa_async import (
+    AsyncDialNexa,
+    HTTPRequest,
+    HTTPResponse,
+    InternalServerError,
+    NotFoundError,
+    RateLimitError,
+)
 from dialnexa_async.testing import FakeDialNexa, MockTransport
 
 from .conftest import API_KEY
@@ -163,3 +170,69 @@ async def test_status_counts_many_yields_each_as_it_is_ready_and_closes_cleanly(
                     break
             await asyncio.sleep(0)
             assert [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-")] == []
+
+
+# -- options -----------------------------------------------------------------------------------
+
+
+async def test_with_options_shares_the_pool_cap_and_lifecycle() -> None:
+    running = peak = 0
+
+    async def slow(request: HTTPRequest) -> HTTPResponse:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        if request.path.endswith("/busy"):
+            return HTTPResponse.json({}, status=503)
+        return HTTPResponse.json({"id": "lead_1"})
+
+    transport = MockTransport(slow)
+    dn = AsyncDialNexa(
+        API_KEY,
+        transport=transport,
+        max_concurrency=3,
+        max_retries=5,
+        backoff=0.001,
+        default_headers={"X-Team": "growth"},
+    )
+    fast = dn.with_options(max_retries=0, extra_headers={"X-Trace": "t-1"}, extra_query={"v": "2"})
+    assert fast.workflows.leads is not dn.workflows.leads
+    with pytest.raises(InternalServerError):
+        await fast.campaign_leads.get("busy")
+    assert len(transport.requests) == 1  # no retries on the copy
+    await asyncio.gather(
+        *(dn.campaign_leads.get(f"l{i}") for i in range(10)),
+        *(fast.campaign_leads.get(f"l{i}") for i in range(10)),
+    )
+    assert peak == 3  # one cap for both
+    sent_by_copy = transport.requests[0]
+    assert sent_by_copy.headers["X-Team"] == "growth"
+    assert sent_by_copy.headers["X-Trace"] == "t-1"
+    assert sent_by_copy.url.endswith("/campaigns-leads/busy?v=2")
+    assert sent_by_copy.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert sent_by_copy.headers["User-Agent"].startswith("dialnexa-async/")
+    plain = [r for r in transport.requests if "X-Trace" not in r.headers]
+    assert plain
+    assert all(r.headers["X-Team"] == "growth" for r in plain)
+    await fast.aclose()
+    assert dn.closed  # closing one closes both
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({"Authorization": "Bearer other"}, ValueError),
+        ({"X-A": "1\r\nInjected: 2"}, ValueError),
+        ({"X-A": 1}, TypeError),
+        ("X-A: 1", TypeError),
+    ],
+)
+def test_headers_that_would_override_or_inject_are_refused(
+    headers: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        AsyncDialNexa(API_KEY, default_headers=headers)  # type: ignore[arg-type]
+    with pytest.raises(error):
+        AsyncDialNexa(API_KEY).with_options(extra_headers=headers)  # type: ignore[arg-type]
