@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import zlib
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -296,12 +297,30 @@ def _connection_error(
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         error: APIConnectionError = APITimeoutError(method=method, path=path, body_sent=sent)
     else:
-        # The exception's text can hold the URL, never the key; keep only its kind.
         error = APIConnectionError(
-            f"Connection error: {type(exc).__name__}", method=method, path=path, body_sent=sent
+            f"Connection error: {type(exc).__name__}{_why(exc)}",
+            method=method,
+            path=path,
+            body_sent=sent,
         )
     error.__cause__ = exc
     return error
+
+
+def _why(exc: BaseException) -> str:
+    """What the operating system or the server did, in words (never a header, so never the
+    key): "connection refused", "name or service not known", "server disconnected"."""
+    reason = getattr(exc, "os_error", None) or exc
+    if isinstance(reason, OSError) and reason.errno:
+        return f" ({os.strerror(reason.errno).lower()})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return f" ({reason.strerror.lower()})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return " (the server closed the connection without answering)"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        text = str(getattr(exc, "message", "") or "").splitlines()
+        return f" ({text[0][:200]})" if text and text[0] else ""
+    return ""
 
 
 def _without_headers(exc: BaseException) -> BaseException:

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import enum
 import json
+import logging
 import re
 import shlex
 import shutil
@@ -102,7 +103,12 @@ async def _client(ctx: click.Context) -> AsyncIterator[AsyncDialNexa]:
     limiter = _fleet_limiter(settings)
     try:
         try:
-            dn = AsyncDialNexa(settings["api_key"], base_url=settings["base_url"], limiter=limiter)
+            dn = AsyncDialNexa(
+                settings["api_key"],
+                base_url=settings["base_url"],
+                limiter=limiter,
+                **settings.get("options", {}),
+            )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         async with dn:
@@ -110,6 +116,14 @@ async def _client(ctx: click.Context) -> AsyncIterator[AsyncDialNexa]:
     finally:
         if limiter is not None:
             await limiter.aclose()
+
+
+def _log_to_stderr(level: int) -> None:
+    sdk = logging.getLogger("dialnexa_async")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    sdk.addHandler(handler)
+    sdk.setLevel(level)
 
 
 def _fleet_limiter(settings: dict[str, Any]) -> Limiter | None:
@@ -220,6 +234,29 @@ def _output(path: str | None) -> Iterator[IO[str]]:
     show_default=True,
     help="Requests in flight at once across the fleet's budget.",
 )
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=60.0,
+    show_default=True,
+    help="Seconds one request attempt may take.",
+)
+@click.option(
+    "--max-retries", type=click.IntRange(min=0), default=2, show_default=True, help="Retries."
+)
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="Log each retry (-v) or each request attempt too (-vv) on stderr; never the key.",
+)
 @click.version_option(package_name="dialnexa-async", prog_name="dialnexa")
 @click.pass_context
 def cli(  # noqa: PLR0917 - click passes every option as an argument
@@ -229,14 +266,28 @@ def cli(  # noqa: PLR0917 - click passes every option as an argument
     redis_url: str | None,
     budget: str | None,
     budget_concurrency: int,
+    max_concurrency: int,
+    timeout: float,
+    max_retries: int,
+    verbose: int,
 ) -> None:
-    """Work with DialNexa workflows, leads and campaign leads from a terminal."""
+    """Work with DialNexa workflows, leads and campaign leads from a terminal.
+
+    Shell completion: eval "$(_DIALNEXA_COMPLETE=bash_source dialnexa)" (zsh_source, fish_source).
+    """
+    if verbose:
+        _log_to_stderr(logging.DEBUG if verbose > 1 else logging.INFO)
     ctx.obj = {
         "api_key": api_key,
         "base_url": base_url,
         "redis_url": redis_url,
         "budget": budget,
         "budget_concurrency": budget_concurrency,
+        "options": {
+            "max_concurrency": max_concurrency,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        },
     }
 
 
@@ -317,19 +368,26 @@ def _lead_row(lead: WorkflowLead) -> dict[str, Any]:
     "--format",
     "output_format",
     type=click.Choice(["table", "jsonl", "csv"]),
-    default="table",
-    show_default=True,
+    default=None,
+    help="Default: a table on a terminal, JSON lines into a pipe or a file.",
 )
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 @click.pass_context
 def leads_list(
-    ctx: click.Context, workflow_id: str, status: str | None, output_format: str, output: str | None
+    ctx: click.Context,
+    workflow_id: str,
+    status: str | None,
+    output_format: str | None,
+    output: str | None,
 ) -> None:
     """Every lead of a workflow, fetched concurrently, in order.
 
-    jsonl and csv are written as pages arrive; a table is printed at the end.
+    jsonl and csv are written as pages arrive; a table (which holds every row until the end) is
+    the default only on a terminal.
     """
     console = _stderr()
+    if output_format is None:
+        output_format = "table" if output is None and sys.stdout.isatty() else "jsonl"
 
     async def run() -> None:
         with _output(output) as out:
@@ -603,10 +661,20 @@ def _write_errors_csv(path: Path, failures: list[UploadFailure]) -> None:
 
 @leads.command("remove")
 @click.argument("workflow_id")
-@click.argument("lead_ids", nargs=-1, required=True)
+@click.argument("lead_ids", nargs=-1)
 @click.pass_context
 def leads_remove(ctx: click.Context, workflow_id: str, lead_ids: tuple[str, ...]) -> None:
-    """Remove leads from a workflow, concurrently; one line per id."""
+    """Remove leads from a workflow, concurrently; one line per id.
+
+    With no LEAD_IDS (or "-"), the ids are read from standard input, one per line: e.g.
+    `dialnexa leads list WF --status failed | jq -r .id | dialnexa leads remove WF`.
+    """
+    if not lead_ids or lead_ids == ("-",):
+        if sys.stdin.isatty():
+            raise click.UsageError("give LEAD_IDS, or pipe them in, one per line")
+        lead_ids = tuple(line.strip() for line in sys.stdin if line.strip())
+        if not lead_ids:
+            raise click.UsageError("no lead ids on standard input")
 
     async def remove(dn: AsyncDialNexa, lead_id: str) -> tuple[str, bool, str]:
         try:
@@ -674,10 +742,18 @@ def campaign_leads_get(ctx: click.Context, lead_id: str) -> None:
 @click.option(
     "--api-key", "server_key", default=None, help="The key it accepts (default: a test key)."
 )
-def fake_server(port: int, lead_count: int, latency_ms: float, server_key: str | None) -> None:
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Print one line of NAME=value pairs instead of export lines (for scripts).",
+)
+def fake_server(
+    port: int, lead_count: int, latency_ms: float, server_key: str | None, plain: bool
+) -> None:
     """Run the shipped fake DialNexa server, to try every command without an account.
 
-    Prints the environment to point the command at it, then serves until interrupted.
+    Prints `export` lines that point the command (and any program) at it, then serves until
+    interrupted.
     """
     from dialnexa_async.testing import DEFAULT_API_KEY, serve  # noqa: PLC0415 - this command's
 
@@ -688,6 +764,7 @@ def fake_server(port: int, lead_count: int, latency_ms: float, server_key: str |
                 leads=lead_count,
                 latency_ms=latency_ms,
                 api_key=server_key or DEFAULT_API_KEY,
+                export=not plain,
             )
         )
 

@@ -208,7 +208,7 @@ def test_campaign_lead_get(server: FakeDialNexa) -> None:
         (["leads", "list", "wf_1", "--format", "xml"], 2, "Invalid value for '--format'"),
         (["leads", "frobnicate"], 2, "No such command"),
         (["workflows", "create", "--title", "x" * 101], 2, "title must be at most 100"),
-        (["leads", "remove", "wf_1"], 2, "Missing argument"),
+        (["leads", "remove", "wf_1"], 2, "no lead ids on standard input"),
     ],
 )
 def test_exit_codes(server: FakeDialNexa, args: list[str], code: int, message: str) -> None:
@@ -247,7 +247,15 @@ def fake_server_process(leads: int, latency_ms: int) -> Iterator[tuple[dict[str,
     """``dialnexa fake-server`` in a process of its own: the environment to reach it and its
     workflow id; stopped with SIGINT, as a person would, and checked to exit cleanly."""
     with subprocess.Popen(
-        [*COMMAND, "fake-server", "--leads", str(leads), "--latency-ms", str(latency_ms)],
+        [
+            *COMMAND,
+            "fake-server",
+            "--leads",
+            str(leads),
+            "--latency-ms",
+            str(latency_ms),
+            "--plain",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=_subprocess_env(),
@@ -383,3 +391,71 @@ def test_ctrl_c_during_an_enrolment_says_what_was_applied_and_how_to_resume(
             check=True,
         )
         assert counted.stdout.strip() == "3001"  # the seeded lead, and everyone once
+
+
+# -- what a backend team asked of the command (issue 13) ---------------------------------------
+
+
+def test_list_into_a_pipe_is_json_lines_and_remove_reads_stdin(server: FakeDialNexa) -> None:
+    listed = run(server, "leads", "list", server.workflow_id or "", "--status", "failed")
+    assert listed.exit_code == 0
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert rows
+    assert all(row["status"] == "failed" for row in rows)
+    env = {"DIALNEXA_API_KEY": KEY, "DIALNEXA_BASE_URL": server.url}
+    ids = "\n".join(row["id"] for row in rows[:3]) + "\n"
+    removed = CliRunner().invoke(
+        cli, ["leads", "remove", server.workflow_id or ""], input=ids, env=env
+    )
+    assert removed.exit_code == 0, removed.stderr
+    assert removed.stdout.count("\tremoved") == 3
+
+
+def test_global_options_reach_the_session(server: FakeDialNexa) -> None:
+    result = run(
+        server,
+        "--max-concurrency",
+        "2",
+        "--timeout",
+        "5",
+        "--max-retries",
+        "0",
+        "-vv",
+        "leads",
+        "list",
+        server.workflow_id or "",
+        "--format",
+        "jsonl",
+    )
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 230
+    assert server.stats.max_in_flight <= 2
+    assert "GET /workflows/" in result.stderr  # -vv logs each attempt
+    assert KEY not in result.stderr
+
+
+def test_a_connection_error_says_why() -> None:
+    env = {"DIALNEXA_API_KEY": KEY, "DIALNEXA_BASE_URL": "http://127.0.0.1:9/v1"}
+    result = CliRunner().invoke(cli, ["--max-retries", "0", "campaign-leads", "get", "x"], env=env)
+    assert result.exit_code == 1
+    assert "connection refused" in result.stderr
+
+
+def test_fake_server_prints_export_lines() -> None:
+    with subprocess.Popen(
+        [*COMMAND, "fake-server", "--leads", "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(),
+    ) as server:
+        try:
+            assert server.stdout is not None
+            lines = [server.stdout.readline().strip() for _ in range(3)]
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    assert [line.split("=")[0] for line in lines] == [
+        "export DIALNEXA_BASE_URL",
+        "export DIALNEXA_API_KEY",
+        "export WORKFLOW_ID",
+    ]

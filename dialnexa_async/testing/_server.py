@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 import random
+import shlex
 import signal
 import sys
 import zlib
@@ -591,12 +592,14 @@ async def serve(
     latency_ms: float = 0.0,
     api_key: str = DEFAULT_API_KEY,
     benchmark_page_cache: bool = False,
+    export: bool = False,
 ) -> None:
     """Run a :class:`FakeDialNexa` until SIGINT or SIGTERM.
 
     It first prints one line, ``DIALNEXA_BASE_URL=<url> DIALNEXA_API_KEY=<key>
     WORKFLOW_ID=<id>``, so that a shell or a test can point a client at it, and when stopped a
-    JSON line of what it saw: ``{"requests": ..., "max_in_flight": ...}``.
+    JSON line of what it saw: ``{"requests": ..., "max_in_flight": ...}``. With ``export``, the
+    first lines are ``export NAME=value`` instead, one a variable, for a shell.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -609,10 +612,19 @@ async def serve(
         api_key=api_key,
         benchmark_page_cache=benchmark_page_cache,
     ) as fake:
-        sys.stdout.write(
-            f"DIALNEXA_BASE_URL={fake.url} DIALNEXA_API_KEY={fake.api_key} "
-            f"WORKFLOW_ID={fake.workflow_id or ''}\n"
-        )
+        if export:
+            # For a shell: eval "$(dialnexa fake-server --export & sleep 1)" or copy and paste.
+            for name, value in (
+                ("DIALNEXA_BASE_URL", fake.url),
+                ("DIALNEXA_API_KEY", fake.api_key),
+                ("WORKFLOW_ID", fake.workflow_id or ""),
+            ):
+                sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        else:
+            sys.stdout.write(
+                f"DIALNEXA_BASE_URL={fake.url} DIALNEXA_API_KEY={fake.api_key} "
+                f"WORKFLOW_ID={fake.workflow_id or ''}\n"
+            )
         sys.stdout.flush()
         await stop.wait()
         stats = fake.stats
