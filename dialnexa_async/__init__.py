@@ -17,6 +17,7 @@ from ._session import AsyncDialNexa
 from ._stalled import StalledLeads, StalledStats
 from ._transport import AsyncTransport, HTTPRequest, HTTPResponse
 from ._version import __version__
+from ._watch import LeadChange, LeadWatch, WatchStats
 from ._workbook import WorkbookLimits
 from .errors import (
     APIConnectionError,
@@ -78,9 +79,11 @@ __all__ = [
     "HTTPResponse",
     "InternalServerError",
     "JournalSummary",
+    "LeadChange",
     "LeadHistory",
     "LeadHistoryStep",
     "LeadStatus",
+    "LeadWatch",
     "Lease",
     "Limiter",
     "LimiterError",
@@ -105,6 +108,7 @@ __all__ = [
     "StatusCountsMany",
     "UnprocessableEntityError",
     "UploadFailure",
+    "WatchStats",
     "WorkbookLimits",
     "Workflow",
     "WorkflowAction",

@@ -696,6 +696,40 @@ def leads_remove(ctx: click.Context, workflow_id: str, lead_ids: tuple[str, ...]
         raise SystemExit(1)
 
 
+@leads.command("watch")
+@click.argument("workflow_id")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=30.0,
+    show_default=True,
+    help="Seconds between scans.",
+)
+@click.option("--status", default=None, help="Only leads in this status.")
+@click.option("--initial", is_flag=True, help="Print the first scan's leads as added too.")
+@click.pass_context
+def leads_watch(
+    ctx: click.Context, workflow_id: str, every: float, status: str | None, initial: bool
+) -> None:
+    """Rescan a workflow every --every seconds; print each change as a JSON line (added,
+    changed, gone) until interrupted."""
+
+    async def run() -> None:
+        async with _client(ctx) as dn:
+            watch = dn.workflows.leads.watch(
+                workflow_id, every=every, status=status, include_initial=initial
+            )
+            async with watch:
+                async for change in watch:
+                    line = {"change": change.kind, "scan": change.scan, "id": change.lead_id}
+                    if change.lead is not None:
+                        line |= _lead_row(change.lead)
+                    click.echo(json.dumps(line, ensure_ascii=False))
+
+    with suppress(KeyboardInterrupt):
+        _run(run())
+
+
 @leads.command("history")
 @click.argument("workflow_id")
 @click.argument("lead_id")

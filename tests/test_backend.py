@@ -236,3 +236,62 @@ def test_headers_that_would_override_or_inject_are_refused(
         AsyncDialNexa(API_KEY, default_headers=headers)  # type: ignore[arg-type]
     with pytest.raises(error):
         AsyncDialNexa(API_KEY).with_options(extra_headers=headers)  # type: ignore[arg-type]
+
+
+# -- watch -------------------------------------------------------------------------------------
+
+
+async def test_watch_reports_added_changed_and_gone_and_nothing_else() -> None:
+    async with FakeDialNexa(leads=500, api_key=API_KEY) as fake:
+        workflow = fake.store.workflows[fake.workflow_id or ""]
+        ids = [lead["id"] for lead in workflow.leads]
+        # Both in progress (the generator's cycle); find() gives the records changes stick to.
+        moved, stopped = workflow.leads.find(ids[1]), workflow.leads.find(ids[6])
+        assert moved is not None
+        assert stopped is not None
+        assert moved["status"] == stopped["status"] == "in_progress"
+        scans = 0
+
+        def between_scans(request: web.Request) -> None:
+            nonlocal scans
+            if request.query.get("page") == "1":
+                scans += 1
+                if scans == 2:  # the second scan finds the workflow changed
+                    fake.store.move_lead(workflow, moved, "node_call_2")
+                    workflow.leads.set_status(stopped, "failed", None)
+                    fake.store.add_lead(workflow, "+919822222222", status="in_progress")
+
+        fake.interceptor = between_scans
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            watch = dn.workflows.leads.watch(
+                workflow.id, every=0.01, max_scans=3, status="in_progress", page_size=50
+            )
+            async with watch:
+                changes = [change async for change in watch]
+    added = [c for c in changes if c.kind == "added"]
+    assert [(c.kind, c.lead_id, c.scan) for c in changes if c.kind != "added"] == [
+        ("changed", moved["id"], 2),
+        ("gone", stopped["id"], 2),
+    ]
+    assert [(c.lead.phone_number if c.lead else None, c.scan) for c in added] == [
+        ("+919822222222", 2)
+    ]
+    assert watch.stats.scans == 3  # the third scan found nothing new
+    assert (watch.stats.added, watch.stats.changed, watch.stats.gone) == (1, 1, 1)
+
+
+async def test_watch_with_the_initial_scan_and_a_clean_close() -> None:
+    async with FakeDialNexa(leads=120, api_key=API_KEY, latency=0.005) as fake:
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            watch = dn.workflows.leads.watch(fake.workflow_id or "", every=60, include_initial=True)
+            first = []
+            async for change in watch:
+                first.append(change)
+                if len(first) == 120:
+                    break
+            await watch.aclose()
+            await asyncio.sleep(0)
+            assert [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-")] == []
+    assert {c.kind for c in first} == {"added"}
+    with pytest.raises(ValueError, match="every"):
+        AsyncDialNexa(API_KEY).workflows.leads.watch("wf_1", every=0)

@@ -459,3 +459,22 @@ def test_fake_server_prints_export_lines() -> None:
         "export DIALNEXA_API_KEY",
         "export WORKFLOW_ID",
     ]
+
+
+def test_leads_watch_prints_changes_as_json_lines() -> None:
+    with fake_server_process(25, 1) as (env, wf):
+        with subprocess.Popen(
+            [*COMMAND, "leads", "watch", wf, "--every", "0.2", "--initial"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as watch:
+            assert watch.stdout is not None
+            lines = [json.loads(watch.stdout.readline()) for _ in range(25)]
+            watch.send_signal(signal.SIGINT)
+            _, err = watch.communicate(timeout=30)
+    assert {line["change"] for line in lines} == {"added"}
+    assert len({line["id"] for line in lines}) == 25
+    assert watch.returncode == 0, err
+    assert "Traceback" not in err

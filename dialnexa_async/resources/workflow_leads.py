@@ -22,7 +22,8 @@ from .._pagination import ManyPagedIterator, PagedIterator, split_pages, total_p
 from .._sources import DuplicatePolicy
 from .._stalled import StalledLeads
 from .._transport import encode_path
-from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_timeout
+from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_seconds, check_timeout
+from .._watch import LeadWatch
 from .._workbook import WorkbookLimits
 from ..errors import EnrollmentError, NotFoundError
 from ..models import (
@@ -215,6 +216,48 @@ class WorkflowLeads(APIResource):
             status.value: count for status, count in zip(statuses, per_status, strict=True)
         }
         return StatusCounts(known=by_status, total=max(total, sum(by_status.values())))
+
+    def watch(
+        self,
+        workflow_id: str,
+        *,
+        every: float = 30.0,
+        status: LeadStatus | str | None = None,
+        include_initial: bool = False,
+        max_scans: int | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> LeadWatch:
+        """Rescan a workflow every ``every`` seconds and yield only what changed: leads added,
+        leads whose status or node changed, leads gone.
+
+        The first scan is the baseline: it yields nothing unless ``include_initial`` (then
+        every lead as added). Between scans it keeps one compact entry per lead (see
+        :class:`~dialnexa_async.LeadWatch`).
+
+        Args:
+            workflow_id: The workflow.
+            every: Seconds between the end of one scan and the start of the next.
+            status: Watch only the leads in this status.
+            include_initial: Report the first scan's leads as added.
+            max_scans: Stop after this many scans (default: until closed).
+            page_size: Leads per request, 1..100.
+
+        Returns:
+            A :class:`~dialnexa_async.LeadWatch`: ``async for change in it``, ``async with``,
+            ``aclose()``, ``.stats``.
+        """
+        check_id(workflow_id, "workflow_id")
+        check_seconds(every, "every")
+        check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
+        if max_scans is not None:
+            check_int_range(max_scans, "max_scans", 1)
+        _status_param(status)
+        return LeadWatch(
+            partial(self.list, workflow_id, status=status, page_size=page_size),
+            every=every,
+            include_initial=include_initial,
+            max_scans=max_scans,
+        )
 
     def status_counts_many(
         self,
