@@ -6,6 +6,7 @@ Kept apart from the transport so that every status → error rule is tested with
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,20 +69,48 @@ def snippet(body: bytes) -> str:
     return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
 
 
+# The standard library's parser recurses once per level and raises RecursionError past about a
+# thousand; some CPython 3.11 releases then fail a later, unrelated compile() (attrs builds
+# methods with it) with "AST constructor recursion depth mismatch". So it is never let near
+# its limit: nesting deeper than this is refused before it parses (orjson has its own limit).
+MAX_JSON_DEPTH = 512
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether ``body`` opens more than ``limit`` arrays or objects inside one another
+    (strings skipped). Counting first keeps the usual page (a few hundred brackets) cheap."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_TOKEN.finditer(body):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _stdlib_loads(body: bytes) -> Any:
+    if _nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return json.loads(body)
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON in ``body``, or :data:`_NO_BODY` when it is empty, or raise ``ValueError``."""
     if not body.strip():
         return _NO_BODY
+    if _loads is json.loads:
+        return _stdlib_loads(body)
     try:
         return _loads(body)
     except ValueError:
         # orjson refuses some JSON the standard library reads (NaN, Infinity).
-        pass
-    try:
-        return json.loads(body)
-    except RecursionError as exc:
-        # Nested deeper than the parser's stack: as unreadable as any other bad JSON.
-        raise ValueError("JSON nested too deeply") from exc
+        return _stdlib_loads(body)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from dialnexa_async import (
@@ -138,3 +140,28 @@ def test_json_the_fast_parser_refuses_is_still_read() -> None:
     parsed = decipher("GET", "/p", 200, {}, b'{"total": NaN}')  # orjson refuses NaN
     assert math.isnan(parsed["total"])
     assert decipher("GET", "/p", 200, {}, b"  ") is None
+
+
+@pytest.mark.parametrize("with_orjson", [True, False])
+def test_deep_json_never_reaches_the_parsers_recursion_limit(
+    with_orjson: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from dialnexa_async import _decipher
+
+    calls: list[int] = []
+    real = json.loads
+
+    def counted(body: bytes) -> Any:
+        calls.append(1)
+        return real(body)
+
+    monkeypatch.setattr(json, "loads", counted)
+    if not with_orjson:
+        monkeypatch.setattr(_decipher, "_loads", counted)  # as when orjson is not installed
+    deep = b"[" * 5000 + b"]" * 5000
+    with pytest.raises(ValueError, match="deep"):
+        _decipher.parse_json(deep)
+    assert calls == []  # refused before the standard library's parser saw it
+    assert _decipher.parse_json(b'{"a": [[["ok"]]], "b": "[[[["}') == {"a": [[["ok"]]], "b": "[[[["}
