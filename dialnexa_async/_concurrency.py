@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import anyio
 
-__all__ = ["OrderedTasks", "close_generator", "gather"]
+__all__ = ["OrderedTasks", "StreamIterator", "close_generator", "gather"]
 
 T = TypeVar("T")
+Y = TypeVar("Y")
 
 
 async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
@@ -165,3 +166,34 @@ async def close_generator(stream: AsyncGenerator[Any, None] | None) -> None:
     ``finally`` that called, which would be closing a running generator)."""
     if stream is not None and not getattr(stream, "ag_running", False):
         await stream.aclose()
+
+
+class StreamIterator(Generic[Y]):
+    """The shape the SDK's iterators share: ``async for`` over :meth:`_stream` (once),
+    ``async with``, and an ``aclose()`` that stops the work in flight (:meth:`_shut`) and then
+    closes the generator, from wherever it is called."""
+
+    _stream_gen: AsyncGenerator[Y, None] | None = None
+
+    def __aiter__(self) -> AsyncGenerator[Y, None]:
+        if self._stream_gen is not None:
+            raise RuntimeError(f"a {type(self).__name__} can be iterated only once; ask again")
+        self._stream_gen = self._stream()
+        return self._stream_gen
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: cancel and await the work in flight."""
+        await self._shut()
+        await close_generator(self._stream_gen)
+
+    def _stream(self) -> AsyncGenerator[Y, None]:
+        raise NotImplementedError
+
+    async def _shut(self) -> None:
+        raise NotImplementedError

@@ -8,12 +8,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any, Self
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import Any
 
 import attrs
 
-from ._concurrency import OrderedTasks, close_generator
+from ._concurrency import OrderedTasks, StreamIterator
 from .errors import DialNexaError
 from .models import StatusCounts
 
@@ -57,7 +57,7 @@ class DashboardStats:
     max_in_flight: int = 0
 
 
-class StatusCountsMany:
+class StatusCountsMany(StreamIterator[WorkflowCounts]):
     """``async for result in it`` (each a :class:`WorkflowCounts`, as soon as it is ready),
     ``async with it``, ``await it.aclose()`` (cancels and awaits the counts in flight), and
     ``it.stats``; see the module docstring."""
@@ -67,29 +67,15 @@ class StatusCountsMany:
         self._count_one = count_one
         self._concurrency = concurrency
         self._tasks: OrderedTasks[WorkflowCounts] = OrderedTasks("counts")
-        self._stream_gen: AsyncGenerator[WorkflowCounts, None] | None = None
         self.stats = DashboardStats()
-
-    def __aiter__(self) -> AsyncIterator[WorkflowCounts]:
-        if self._stream_gen is not None:
-            raise RuntimeError("iterate status_counts_many() once; call it again to refresh")
-        self._stream_gen = self._stream()
-        return self._stream_gen
 
     async def collect(self) -> dict[str, WorkflowCounts]:
         """Every workflow's result, by workflow id, in the order given."""
         results = {result.workflow_id: result async for result in self}
         return {workflow_id: results[workflow_id] for workflow_id in self._ids}
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def _shut(self) -> None:
         await self._tasks.aclose()
-        await close_generator(self._stream_gen)
 
     async def _one(self, workflow_id: str) -> WorkflowCounts:
         try:

@@ -10,13 +10,13 @@ between the scan and the request) or whose current step ended meanwhile is not r
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Self
+from typing import Any
 
 import attrs
 
-from ._concurrency import OrderedTasks, close_generator
+from ._concurrency import OrderedTasks, StreamIterator
 from ._pagination import PagedIterator, PaginationStats
 from .models import LeadHistory, LeadStatus, WorkflowLead
 
@@ -53,7 +53,7 @@ def stalled_since(lead: WorkflowLead, history: LeadHistory, cutoff: datetime) ->
     return since if since is not None and since < cutoff else None
 
 
-class StalledLeads:
+class StalledLeads(StreamIterator[tuple[WorkflowLead, datetime]]):
     """``(lead, since)`` for every stalled lead, in the scan's order; see the module docstring.
 
     ``async for lead, since in it``, ``async with it``, ``await it.aclose()``, ``it.stats``.
@@ -74,25 +74,7 @@ class StalledLeads:
         self._cutoff = cutoff
         self._window = 2 * concurrency
         self._tasks: OrderedTasks[LeadHistory | None] = OrderedTasks("history")
-        self._stream_gen: AsyncGenerator[tuple[WorkflowLead, datetime], None] | None = None
         self.stats = StalledStats(scan=leads.stats)
-
-    def __aiter__(self) -> AsyncIterator[tuple[WorkflowLead, datetime]]:
-        if self._stream_gen is not None:
-            raise RuntimeError("a stall scan can be iterated only once; call stalled() again")
-        self._stream_gen = self._stream()
-        return self._stream_gen
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop: cancel and await the scan and every history request in flight."""
-        await self._shut()
-        await close_generator(self._stream_gen)
 
     async def _shut(self) -> None:
         await self._tasks.aclose()

@@ -14,13 +14,13 @@ Drift: a lead removed during a scan shifts the pages after it, so a lead can sli
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
-from typing import Literal, Self
+from collections.abc import AsyncGenerator, Callable, Hashable
+from typing import Literal
 
 import anyio
 import attrs
 
-from ._concurrency import close_generator
+from ._concurrency import StreamIterator
 from ._pagination import PagedIterator
 from .models import WorkflowLead
 
@@ -64,7 +64,7 @@ class WatchStats:
     gone: int = 0
 
 
-class LeadWatch:
+class LeadWatch(StreamIterator[LeadChange]):
     """``async for change in it`` (a :class:`LeadChange` each), ``async with it``,
     ``await it.aclose()`` (stops the scan and the wait in progress), ``it.stats``; see the
     module docstring."""
@@ -82,29 +82,18 @@ class LeadWatch:
         self._include_initial = include_initial
         self._max_scans = max_scans
         self._current: PagedIterator[WorkflowLead] | None = None
-        self._stream_gen: AsyncGenerator[LeadChange, None] | None = None
         # Lead id -> (fingerprint << 1) | the parity of the scan that last saw it; kept until
         # aclose(), so that the state of a finished watch can still be measured or resumed.
         self._seen: dict[str, int] = {}
         self.stats = WatchStats()
 
-    def __aiter__(self) -> AsyncIterator[LeadChange]:
-        if self._stream_gen is not None:
-            raise RuntimeError("a watch can be iterated once; call watch() again")
-        self._stream_gen = self._stream()
-        return self._stream_gen
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
+        await super().aclose()
+        self._seen = {}
+
+    async def _shut(self) -> None:
         if self._current is not None:
             await self._current.aclose()
-        await close_generator(self._stream_gen)
-        self._seen = {}
 
     async def _stream(self) -> AsyncGenerator[LeadChange, None]:
         seen = self._seen
