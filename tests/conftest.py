@@ -27,6 +27,15 @@ def observed_samples() -> dict[str, dict[str, Any]]:
     return data
 
 
+def sdk_log_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """The SDK's own log lines at exactly ``level``."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "dialnexa_async" and record.levelno == level
+    ]
+
+
 @pytest.fixture
 def mocked() -> Iterator[Any]:
     """aioresponses in place of the network, for exact wire checks."""

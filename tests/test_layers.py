@@ -27,7 +27,7 @@ from dialnexa_async import (
 )
 from dialnexa_async.testing import FakeDialNexa, MockTransport
 
-from .conftest import API_KEY
+from .conftest import API_KEY, sdk_log_lines
 
 WORKFLOW = {"id": "wf_1", "title": "T", "status": "draft"}
 
@@ -107,16 +107,8 @@ async def test_attempts_are_logged_above_the_transport(caplog: pytest.LogCapture
         API_KEY, transport=MockTransport(lambda r: answers.pop(0)), backoff=0.001
     ) as dn:
         await dn.campaign_leads.get("lead_1")
-    lines = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "dialnexa_async" and r.levelno == logging.DEBUG
-    ]
-    retries = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "dialnexa_async" and r.levelno == logging.INFO
-    ]
+    lines = sdk_log_lines(caplog, logging.DEBUG)
+    retries = sdk_log_lines(caplog, logging.INFO)
     assert len(retries) == 1
     assert "retrying in" in retries[0]
     assert lines[0].startswith("GET /campaigns-leads/lead_1 -> 502 in ")

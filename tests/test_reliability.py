@@ -23,7 +23,7 @@ from dialnexa_async import (
 )
 from dialnexa_async.testing import FakeDialNexa, Faults
 
-from .conftest import API_KEY
+from .conftest import API_KEY, sdk_log_lines
 
 FAULTS = Faults(rate=0.2, seed=7, slow_seconds=0.6)
 
@@ -169,16 +169,8 @@ async def test_each_request_is_logged_once_with_its_attempt(
     async with FakeDialNexa(api_key=API_KEY, interceptor=fail_once) as fake:
         async with AsyncDialNexa(API_KEY, base_url=fake.url, backoff=0.001) as dn:
             await dn.campaign_leads.get(fake.campaign_lead_id)
-    lines = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "dialnexa_async" and r.levelno == logging.DEBUG
-    ]
-    retries = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "dialnexa_async" and r.levelno == logging.INFO
-    ]
+    lines = sdk_log_lines(caplog, logging.DEBUG)
+    retries = sdk_log_lines(caplog, logging.INFO)
     assert len(retries) == 1
     assert "retrying in" in retries[0]
     path = f"/campaigns-leads/{fake.campaign_lead_id}"
