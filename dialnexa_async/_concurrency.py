@@ -22,6 +22,7 @@ finish (:meth:`OrderedTasks.next_done`: ``status_counts_many``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, Self, TypeVar
@@ -87,12 +88,21 @@ class OrderedTasks(Generic[T]):
     def __contains__(self, key: int) -> bool:
         return key in self._tasks
 
-    def start(self, key: int, work: Coroutine[Any, Any, T]) -> None:
-        """Start ``work`` as the task for ``key``."""
+    def start(
+        self, key: int, work: Coroutine[Any, Any, T], context: contextvars.Context | None = None
+    ) -> None:
+        """Start ``work`` as the task for ``key`` (in ``context``, when given: the one in
+        which the operation's tracing span is current)."""
         if self.closed:
             work.close()
             raise RuntimeError(f"{self._name}: closed")
-        task = asyncio.create_task(work, name=f"dialnexa-{self._name}-{key}")
+        # A copy for each task: a task that makes its own span current must not make it the
+        # parent of its siblings' spans.
+        task = asyncio.create_task(
+            work,
+            name=f"dialnexa-{self._name}-{key}",
+            context=None if context is None else context.copy(),
+        )
         task.add_done_callback(lambda _: self._finished_keys.append(key))
         task.add_done_callback(self._finished)
         self._tasks[key] = task

@@ -45,6 +45,7 @@ from typing import Any, Generic, Self, TypeVar
 import attrs
 
 from ._concurrency import OrderedTasks, close_generator
+from ._tracing import Operation
 from .errors import PaginationError
 from .models import Page
 
@@ -227,6 +228,8 @@ class PagedIterator(Generic[T]):
         self._started = False
         self._closed = False
         self._first_fetched: tuple[Page[T], int] | None = None
+        self._span = Operation("dialnexa.scan", {"dialnexa.path": self._path})
+        self._span_context = self._span.context()
         self.stats = PaginationStats()
         if registry is not None:
             registry.add(self)  # type: ignore[arg-type]
@@ -246,9 +249,14 @@ class PagedIterator(Generic[T]):
         if self._first_fetched is None:
             if self._started:
                 raise RuntimeError("first_page() must come before the scan starts")
-            raw, attempts = await self._fetch(self._first)
+            raw, attempts = await self._fetch_in_span(self._first)
             self._first_fetched = (self._decode(raw, self._first), attempts)
         return self._first_fetched[0]
+
+    async def _fetch_in_span(self, number: int) -> tuple[Any, int]:
+        if self._span_context is None:
+            return await self._fetch(number)
+        return await asyncio.create_task(self._fetch(number), context=self._span_context.copy())
 
     @property
     def total(self) -> int | None:
@@ -303,6 +311,25 @@ class PagedIterator(Generic[T]):
         return PaginationError(message, method=self._method, path=self._path)
 
     async def _page_stream(self) -> AsyncGenerator[Page[T], None]:
+        """The scan, inside its tracing span (which ends with it)."""
+        try:
+            async with aclosing(self._scan()) as pages:
+                async for page in pages:
+                    yield page
+        except BaseException as exc:
+            self._span.fail(exc)
+            raise
+        finally:
+            stats = self.stats
+            self._span.set(
+                pages_fetched=stats.pages_fetched,
+                retries=stats.retries,
+                duplicates_dropped=stats.duplicates_dropped,
+                max_in_flight=stats.max_in_flight,
+            )
+            self._span.end()
+
+    async def _scan(self) -> AsyncGenerator[Page[T], None]:
         self._start()
         recent = RecentIds(lookback_for(self._concurrency))
         repeated_limit = max_repeated_pages(self._concurrency)
@@ -311,7 +338,7 @@ class PagedIterator(Generic[T]):
         try:
             number = self._first
             if self._first_fetched is None:
-                raw, attempts = await self._fetch(number)
+                raw, attempts = await self._fetch_in_span(number)
                 self._first_fetched = (self._decode(raw, number), attempts)
             page, attempts = self._first_fetched
             self._count(attempts)
@@ -410,7 +437,7 @@ class PagedIterator(Generic[T]):
         ):
             number = self._next_page
             self._next_page += 1
-            self._tasks.start(number, self._fetch(number))
+            self._tasks.start(number, self._fetch(number), self._span_context)
         self.stats.max_in_flight = self._tasks.max_running
 
 

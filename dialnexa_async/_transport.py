@@ -38,6 +38,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from ._tracing import aiohttp_trace_configs
 from .errors import APIConnectionError, APIResponseValidationError, APITimeoutError, DialNexaError
 
 __all__ = [
@@ -179,7 +180,9 @@ class AiohttpTransport:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=max(self._pool_size, 10))
-            session = aiohttp.ClientSession(connector=connector)
+            session = aiohttp.ClientSession(
+                connector=connector, trace_configs=aiohttp_trace_configs() or None
+            )
             # aiohttp silently re-sends a GET or DELETE once when a kept-alive connection drops
             # (a private switch, on by default): that attempt would escape the retry budget,
             # the stats and the deadline, so the retry loop above is the only one.

@@ -21,6 +21,7 @@ from .._enroll import EnrollmentPlan, ProgressCallback, enroll_source
 from .._pagination import ManyPagedIterator, PagedIterator, split_pages, total_pages_for
 from .._sources import DuplicatePolicy
 from .._stalled import StalledLeads
+from .._tracing import operation
 from .._transport import encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_seconds, check_timeout
 from .._watch import LeadWatch
@@ -494,22 +495,28 @@ class WorkflowLeads(APIResource):
         if self._client.closed:
             raise RuntimeError("this AsyncDialNexa is closed")
         path = encode_path("workflows", workflow_id, "leads")
-        result = await enroll_source(
-            source,
-            EnrollmentPlan(
-                workflow_id=workflow_id,
-                send=partial(self._post_file, path, cast_to=Enrollment, timeout=timeout),
-                closed=lambda: self._client.closed,
-                phone_numbers=partial(self._phone_numbers, workflow_id) if skip_existing else None,
-                journal=journal_path,
-                encoding=encoding,
-                workbook_limits=workbook_limits,
-                on_duplicate=on_duplicate,
-                chunk_size=chunk_size,
-                concurrency=concurrency,
-                on_progress=on_progress,
-            ),
+        plan = EnrollmentPlan(
+            workflow_id=workflow_id,
+            send=partial(self._post_file, path, cast_to=Enrollment, timeout=timeout),
+            closed=lambda: self._client.closed,
+            phone_numbers=partial(self._phone_numbers, workflow_id) if skip_existing else None,
+            journal=journal_path,
+            encoding=encoding,
+            workbook_limits=workbook_limits,
+            on_duplicate=on_duplicate,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            on_progress=on_progress,
         )
+        with operation("dialnexa.enroll", workflow_id=workflow_id) as span:
+            result = await enroll_source(source, plan)
+            span.set(
+                uploads=len(result.uploads),
+                leads_enrolled=result.leads_enrolled,
+                rows_failed=sum(len(f.row_numbers) for f in result.failed),
+                rows_unknown=sum(len(f.row_numbers) for f in result.unknown),
+                rows_skipped=result.rows_skipped,
+            )
         if raise_on_error and not result.ok:
             raise EnrollmentError(result)
         return result

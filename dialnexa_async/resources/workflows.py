@@ -9,6 +9,7 @@ from typing import Any, Literal
 from .._client import Client
 from .._convert import decode, decode_page
 from .._pagination import PagedIterator
+from .._tracing import operation
 from .._transport import encode_path
 from .._validate import (
     MAX_PAGE_SIZE,
@@ -162,9 +163,13 @@ class Workflows(APIResource):
         check_id(workflow_id, "workflow_id")
         chosen = WorkflowAction(check_choice(action, "action", WorkflowAction))
         path = encode_path("workflows", workflow_id, "status")
-        response = await self._patch(
-            path, body={"action": chosen.value}, timeout=timeout, ok_after_retry=frozenset({409})
-        )
+        with operation("dialnexa.set_status", workflow_id=workflow_id, action=chosen.value):
+            response = await self._patch(
+                path,
+                body={"action": chosen.value},
+                timeout=timeout,
+                ok_after_retry=frozenset({409}),
+            )
         if response.status == 409:
             workflow = await self.get(workflow_id, timeout=timeout)
             expected = _ACTION_RESULTS.get(chosen)
