@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.decode
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.fleet
+	$(BIN)/python -m benchmarks.watch
+	$(BIN)/python -m benchmarks.dashboard
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .coverage .mypy_cache .ruff_cache build dist *.egg-info

@@ -85,7 +85,11 @@ def operation(name: str, **attributes: Any) -> Iterator[Operation]:
 
 
 def aiohttp_trace_configs() -> list[Any]:
-    """OpenTelemetry's aiohttp client instrumentation, when installed, for the SDK's session."""
+    """OpenTelemetry's aiohttp client instrumentation for the SDK's session, when it is
+    installed and the application has set a tracer provider (without one, its spans would go
+    nowhere and still cost CPU on every request)."""
+    if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        return []
     try:
         from opentelemetry.instrumentation.aiohttp_client import (  # noqa: PLC0415
             create_trace_config,

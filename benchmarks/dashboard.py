@@ -1,0 +1,165 @@
+"""What a dashboard refresher costs: counts for many workflows, and client CPU per lead.
+
+    python -m benchmarks.dashboard [--workflows 500] [--latency-ms 20] [--leads 20000]
+
+In the same run, with the fake server in a process of its own:
+
+* **counts-many**: ``status_counts_many`` over ``--workflows`` workflows (six ``limit=1``
+  requests each) at ``--latency-ms``, under the session's cap of 8: the requests sent, the wall
+  time, and the limit for 8 in flight (``ceil(requests / 8)`` round trips);
+* **client CPU per lead** of a full scan of ``--leads`` leads from a server that answers at once
+  (``time.process_time`` of the client process, best of 3): a hand-written aiohttp + orjson scan
+  to plain dicts (the floor), the SDK, and the same aiohttp scan decoding each page with an
+  equivalent pydantic v2 model (``model_validate_json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import orjson
+
+from benchmarks.decode import PydanticPage
+from dialnexa_async import AsyncDialNexa
+
+
+@contextmanager
+def dashboard_server(workflows: int, leads: int, latency_ms: float) -> Iterator[dict[str, str]]:
+    """A fake server process holding ``workflows`` workflows of ``leads`` leads each."""
+    code = (
+        "import asyncio, json, sys\n"
+        "from dialnexa_async.testing import FakeDialNexa\n"
+        "async def main():\n"
+        f"    fake = FakeDialNexa(latency={latency_ms / 1000}, benchmark_page_cache=True)\n"
+        "    async with fake:\n"
+        f"        ids = []\n"
+        f"        for n in range({workflows}):\n"
+        "            wf = fake.store.create_workflow(f'wf {n}', status='active')\n"
+        f"            fake.store.seed_leads(wf, {leads})\n"
+        "            ids.append(wf.id)\n"
+        "        out = {'url': fake.url, 'key': fake.api_key, 'ids': ids}\n"
+        "        print(json.dumps(out), flush=True)\n"
+        "        await asyncio.Event().wait()\n"
+        "asyncio.run(main())\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def counts_many(server: dict[str, str], repeat: int) -> tuple[int, float, float]:
+    """Requests, best wall time, and the measured round trip."""
+
+    async def run() -> tuple[int, float, float]:
+        async with AsyncDialNexa(server["key"], base_url=server["url"]) as dn:
+            ids = list(server["ids"])
+            await dn.workflows.leads.count(ids[0])
+            rtt = math.inf
+            for _ in range(10):
+                started = time.perf_counter()
+                await dn.workflows.leads.count(ids[0])
+                rtt = min(rtt, time.perf_counter() - started)
+            best = math.inf
+            for _ in range(repeat):
+                started = time.perf_counter()
+                results = await dn.workflows.leads.status_counts_many(ids).collect()
+                best = min(best, time.perf_counter() - started)
+                assert all(result.ok for result in results.values())
+            return len(ids) * 6, best, rtt
+
+    return asyncio.run(run())
+
+
+def cpu_per_lead(url: str, key: str, workflow: str, leads: int) -> dict[str, float]:
+    """Client CPU seconds per lead of a full scan, three ways, best of 3 each."""
+    headers = {"Authorization": f"Bearer {key}"}
+    pages = math.ceil(leads / 100)
+
+    async def floor(session: aiohttp.ClientSession) -> int:
+        count = 0
+        for page in range(1, pages + 1):
+            async with session.get(
+                f"{url}/workflows/{workflow}/leads", params={"page": page, "limit": 100}
+            ) as resp:
+                count += len(orjson.loads(await resp.read())["data"])
+        return count
+
+    async def pydantic(session: aiohttp.ClientSession) -> int:
+        count = 0
+        for page in range(1, pages + 1):
+            async with session.get(
+                f"{url}/workflows/{workflow}/leads", params={"page": page, "limit": 100}
+            ) as resp:
+                count += len(PydanticPage.model_validate_json(await resp.read()).data)
+        return count
+
+    async def sdk(dn: AsyncDialNexa) -> int:
+        count = 0
+        async for _ in dn.workflows.leads.list(workflow):
+            count += 1
+        return count
+
+    async def measure() -> dict[str, float]:
+        results: dict[str, float] = {}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for name, scan in (("floor", floor), ("pydantic", pydantic)):
+                results[name] = await best_cpu(lambda s=scan: s(session), leads)  # type: ignore[misc]
+        async with AsyncDialNexa(key, base_url=url) as dn:
+            results["sdk"] = await best_cpu(lambda: sdk(dn), leads)
+        return results
+
+    return asyncio.run(measure())
+
+
+async def best_cpu(scan: Callable[[], Awaitable[int]], leads: int) -> float:
+    await scan()  # warm: connections, caches
+    best = math.inf
+    for _ in range(3):
+        started = time.process_time()
+        count = await scan()
+        best = min(best, time.process_time() - started)
+        assert count == leads, (count, leads)
+    return best / leads
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workflows", type=int, default=500)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    with dashboard_server(args.workflows, 50, args.latency_ms) as server:
+        requests, wall, rtt = counts_many(server, args.repeat)
+    limit = math.ceil(requests / 8) * rtt
+    print(
+        f"counts-many: {args.workflows} workflows, {requests} requests, cap 8, latency "
+        f"{args.latency_ms:g} ms (measured round trip {rtt * 1000:.1f} ms)"
+    )
+    print(f"  wall {wall:.2f}s  limit {limit:.2f}s  wall/limit {wall / limit:.2f}x")
+    with dashboard_server(1, args.leads, 0.0) as server:
+        cpu = cpu_per_lead(server["url"], server["key"], server["ids"][0], args.leads)
+    print(f"client CPU per lead, full scan of {args.leads:,} leads, server answering at once:")
+    for name in ("floor", "sdk", "pydantic"):
+        print(f"  {name:<9} {cpu[name] * 1e6:6.2f} us")
+    print(
+        f"  SDK / floor {cpu['sdk'] / cpu['floor']:.2f}x   "
+        f"pydantic / SDK {cpu['pydantic'] / cpu['sdk']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
