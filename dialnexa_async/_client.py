@@ -124,13 +124,12 @@ class Client:
         query: Mapping[str, str] | None = None,
     ) -> Client:
         """A client with other options that shares this one's connections, cap, limiter and
-        lifecycle (closing either closes both; neither closes the transport twice)."""
+        lifecycle (closing either closes both, and the transport once)."""
         twin = copy.copy(self)
         if timeout is not None:
             twin._timeout = timeout
         if retry is not None:
             twin.retry = retry
-        twin._owns_transport = False
         twin._extra_headers = {**self._extra_headers, **(headers or {})}
         twin._extra_query = {**self._extra_query, **(query or {})}
         return twin
@@ -140,8 +139,9 @@ class Client:
         return self._life.closed
 
     async def aclose(self) -> None:
+        already = self._life.closed
         self._life.closed = True
-        if self._owns_transport:
+        if self._owns_transport and not already:
             await self.transport.aclose()
 
     def _headers(self) -> dict[str, str]:

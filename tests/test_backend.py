@@ -295,3 +295,15 @@ async def test_watch_with_the_initial_scan_and_a_clean_close() -> None:
     assert {c.kind for c in first} == {"added"}
     with pytest.raises(ValueError, match="every"):
         AsyncDialNexa(API_KEY).workflows.leads.watch("wf_1", every=0)
+
+
+async def test_closing_a_with_options_copy_closes_the_shared_connections() -> None:
+    async with FakeDialNexa(leads=5, api_key=API_KEY) as fake:
+        dn = AsyncDialNexa(API_KEY, base_url=fake.url)
+        copy = dn.with_options(max_retries=0)
+        await copy.workflows.leads.count(fake.workflow_id or "")
+        session = dn._client.transport._session  # type: ignore[attr-defined]
+        assert session is not None
+        await copy.aclose()
+        assert session.closed  # no "Unclosed client session" left behind
+        await dn.aclose()  # closing again is harmless
