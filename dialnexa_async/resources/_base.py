@@ -136,24 +136,14 @@ class APIResource:
         *,
         cast_to: type[T],
         body: Any = None,
+        file: UploadFile | None = None,
         timeout: float | None = None,
     ) -> T:
-        # A POST creates: retried only when the server certainly did not take it.
-        response = await self._send("POST", path, body=body, idempotent=False, timeout=timeout)
-        return decode(
-            response.payload, cast_to, method="POST", path=path, status_code=response.status
+        # A POST creates (a workflow, or leads from a file): retried only when the server
+        # certainly did not take it.
+        response = await self._send(
+            "POST", path, body=body, file=file, idempotent=False, timeout=timeout
         )
-
-    async def _post_file(
-        self,
-        path: str,
-        file: UploadFile,
-        *,
-        cast_to: type[T],
-        timeout: float | None = None,
-    ) -> T:
-        # An upload enrols: retried only when the server certainly did not take it.
-        response = await self._send("POST", path, file=file, idempotent=False, timeout=timeout)
         return decode(
             response.payload, cast_to, method="POST", path=path, status_code=response.status
         )

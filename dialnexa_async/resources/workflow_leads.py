@@ -497,7 +497,7 @@ class WorkflowLeads(APIResource):
         path = encode_path("workflows", workflow_id, "leads")
         plan = EnrollmentPlan(
             workflow_id=workflow_id,
-            send=partial(self._post_file, path, cast_to=Enrollment, timeout=timeout),
+            send=lambda file: self._post(path, cast_to=Enrollment, file=file, timeout=timeout),
             closed=lambda: self._client.closed,
             phone_numbers=partial(self._phone_numbers, workflow_id) if skip_existing else None,
             journal=journal_path,
