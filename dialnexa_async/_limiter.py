@@ -74,11 +74,6 @@ class LocalLimiter:
             self._limiter = anyio.CapacityLimiter(self.max_concurrency)
         return self._limiter
 
-    @property
-    def in_use(self) -> int:
-        """Slots held now."""
-        return 0 if self._limiter is None else self._limiter.borrowed_tokens
-
     async def acquire(self) -> Lease:
         lease = _LocalLease(self._capacity)
         await self._capacity.acquire_on_behalf_of(lease)
