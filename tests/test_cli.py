@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -274,6 +275,21 @@ def fake_server_process(leads: int, latency_ms: int) -> Iterator[tuple[dict[str,
     assert server.returncode == 0
 
 
+def json_lines_until_interrupted(command: list[str], env: dict[str, str], count: int) -> list[Any]:
+    """The first ``count`` JSON lines a long-running command prints; then Ctrl-C, after which
+    it must exit 0 without a traceback."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        assert process.stdout is not None
+        lines = [json.loads(process.stdout.readline()) for _ in range(count)]
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    return lines
+
+
 def test_end_to_end_fake_server_command_and_the_cli_in_subprocesses() -> None:
     with fake_server_process(120, 1) as (env, wf):
         listed = subprocess.run(
@@ -284,22 +300,11 @@ def test_end_to_end_fake_server_command_and_the_cli_in_subprocesses() -> None:
             check=True,
         )
         assert len(listed.stdout.splitlines()) == 120
-        with subprocess.Popen(
-            [*COMMAND, "leads", "count", wf, "--by-status", "--watch", "0.2"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        ) as watch:
-            assert watch.stdout is not None
-            first = json.loads(watch.stdout.readline())
-            second = json.loads(watch.stdout.readline())
-            watch.send_signal(signal.SIGINT)
-            _, err = watch.communicate(timeout=30)
+        first, second = json_lines_until_interrupted(
+            [*COMMAND, "leads", "count", wf, "--by-status", "--watch", "0.2"], env, 2
+        )
         assert first == second
         assert sum(first.values()) == 120
-        assert watch.returncode == 0, err
-        assert "Traceback" not in err
 
 
 def test_python_dash_m_runs_the_same_command() -> None:
@@ -463,18 +468,8 @@ def test_fake_server_prints_export_lines() -> None:
 
 def test_leads_watch_prints_changes_as_json_lines() -> None:
     with fake_server_process(25, 1) as (env, wf):
-        with subprocess.Popen(
-            [*COMMAND, "leads", "watch", wf, "--every", "0.2", "--initial"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        ) as watch:
-            assert watch.stdout is not None
-            lines = [json.loads(watch.stdout.readline()) for _ in range(25)]
-            watch.send_signal(signal.SIGINT)
-            _, err = watch.communicate(timeout=30)
+        lines = json_lines_until_interrupted(
+            [*COMMAND, "leads", "watch", wf, "--every", "0.2", "--initial"], env, 25
+        )
     assert {line["change"] for line in lines} == {"added"}
     assert len({line["id"] for line in lines}) == 25
-    assert watch.returncode == 0, err
-    assert "Traceback" not in err
