@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,6 +26,23 @@ def seed_sample(name: str) -> Any:
 def observed_samples() -> dict[str, dict[str, Any]]:
     data: dict[str, dict[str, Any]] = json.loads((SAMPLES / "observed.json").read_text())
     return data
+
+
+class InFlight:
+    """How many calls of a test's handler run at once: ``peak`` is the most."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+
+    async def hold(self, seconds: float) -> None:
+        """Count this call as running for ``seconds``."""
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.running -= 1
 
 
 def sdk_log_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:

@@ -21,7 +21,7 @@ from dialnexa_async import (
 )
 from dialnexa_async.testing import FakeDialNexa, MockTransport
 
-from .conftest import API_KEY
+from .conftest import API_KEY, InFlight
 
 
 async def test_request_reaches_endpoints_the_sdk_does_not_wrap() -> None:
@@ -176,14 +176,10 @@ async def test_status_counts_many_yields_each_as_it_is_ready_and_closes_cleanly(
 
 
 async def test_with_options_shares_the_pool_cap_and_lifecycle() -> None:
-    running = peak = 0
+    in_flight = InFlight()
 
     async def slow(request: HTTPRequest) -> HTTPResponse:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.01)
-        running -= 1
+        await in_flight.hold(0.01)
         if request.path.endswith("/busy"):
             return HTTPResponse.json({}, status=503)
         return HTTPResponse.json({"id": "lead_1"})
@@ -206,7 +202,7 @@ async def test_with_options_shares_the_pool_cap_and_lifecycle() -> None:
         *(dn.campaign_leads.get(f"l{i}") for i in range(10)),
         *(fast.campaign_leads.get(f"l{i}") for i in range(10)),
     )
-    assert peak == 3  # one cap for both
+    assert in_flight.peak == 3  # one cap for both
     sent_by_copy = transport.requests[0]
     assert sent_by_copy.headers["X-Team"] == "growth"
     assert sent_by_copy.headers["X-Trace"] == "t-1"

@@ -27,7 +27,7 @@ from dialnexa_async import (
 )
 from dialnexa_async.testing import FakeDialNexa, MockTransport
 
-from .conftest import API_KEY, sdk_log_lines
+from .conftest import API_KEY, InFlight, sdk_log_lines
 
 WORKFLOW = {"id": "wf_1", "title": "T", "status": "draft"}
 
@@ -73,19 +73,15 @@ async def test_a_connection_error_from_the_transport_is_retried_when_safe() -> N
 
 
 async def test_the_session_cap_holds_through_any_transport() -> None:
-    running = peak = 0
+    in_flight = InFlight()
 
     async def slow(request: HTTPRequest) -> HTTPResponse:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.01)
-        running -= 1
+        await in_flight.hold(0.01)
         return HTTPResponse.json({"id": "lead_1"})
 
     async with AsyncDialNexa(API_KEY, transport=MockTransport(slow), max_concurrency=3) as dn:
         await asyncio.gather(*(dn.campaign_leads.get(f"lead_{i}") for i in range(20)))
-    assert peak == 3
+    assert in_flight.peak == 3
 
 
 async def test_a_deadline_holds_through_any_transport() -> None:
