@@ -18,7 +18,8 @@ import copy
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -70,6 +71,17 @@ class _Lifecycle:
     loop: asyncio.AbstractEventLoop | None = None
 
 
+class _Call(NamedTuple):
+    """What every attempt of one call sends."""
+
+    method: str
+    url: str
+    path: str
+    json: Any
+    file: UploadFile | None
+    parse: bool
+
+
 @attrs.define(eq=False)
 class _Failure:
     error: APIStatusError | APIConnectionError | APIResponseValidationError
@@ -111,6 +123,7 @@ class Client:
         # the SDK's own (Authorization above all) are set after them and win.
         self._extra_headers = dict(headers or {})
         self._extra_query = dict(query or {})
+        self._headers = MappingProxyType(self._compose_headers())
 
     def __repr__(self) -> str:
         return f"<Client {self._base_url!r}>"
@@ -132,6 +145,7 @@ class Client:
             twin.retry = retry
         twin._extra_headers = {**self._extra_headers, **(headers or {})}
         twin._extra_query = {**self._extra_query, **(query or {})}
+        twin._headers = MappingProxyType(twin._compose_headers())
         return twin
 
     @property
@@ -144,7 +158,8 @@ class Client:
         if self._owns_transport and not already:
             await self.transport.aclose()
 
-    def _headers(self) -> dict[str, str]:
+    def _compose_headers(self) -> dict[str, str]:
+        # Built once per client: every attempt sends the same (the transport copies them).
         return {
             **self._extra_headers,
             "Authorization": f"Bearer {self._key}",
@@ -154,7 +169,7 @@ class Client:
 
     def _url(self, path: str, params: Mapping[str, str | int] | None) -> str:
         url = self._base_url + path
-        query = {**self._extra_query, **(params or {})}
+        query = {**self._extra_query, **params} if params else self._extra_query
         if query:
             url += "?" + urlencode({k: str(v) for k, v in query.items()}, quote_via=quote)
         return url
@@ -184,23 +199,13 @@ class Client:
             raise RuntimeError("this AsyncDialNexa is closed")
         self._check_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
-        template = HTTPRequest(
-            method=method,
-            url=self._url(path, params),
-            path=path,
-            headers=self._headers(),
-            json=json,
-            file=file,
-            timeout=self._timeout,
-            connect_timeout=self._connect_timeout,
-            max_response_bytes=self.max_response_bytes,
-        )
+        call = _Call(method, self._url(path, params), path, json, file, parse)
         attempt = 0
         while True:
             budget = self._timeout if deadline is None else deadline - time.monotonic()
-            outcome = await self._attempt(template, budget, deadline is not None, attempt, parse)
+            outcome = await self._attempt(call, budget, deadline is not None, attempt)
             if isinstance(outcome, Response):
-                return attrs.evolve(outcome, attempts=attempt + 1)
+                return outcome
             error = outcome.error
             if outcome.retry_after is not None and isinstance(error, APIStatusError):
                 await self._cool_down(error.status_code, outcome.retry_after)
@@ -261,7 +266,7 @@ class Client:
         )
 
     async def _attempt(
-        self, template: HTTPRequest, budget: float, wait_counts: bool, attempt: int, parse: bool
+        self, call: _Call, budget: float, wait_counts: bool, attempt: int
     ) -> Response | _Failure:
         """One attempt, holding a slot of the session's cap (and of the shared limiter, if
         any).
@@ -269,9 +274,12 @@ class Client:
         ``budget`` is the time this attempt may take; when ``wait_counts`` (a per-call
         deadline) the wait for slots is taken out of it too.
         """
-        method, path = template.method, template.path
+        method, path = call.method, call.path
         started = time.monotonic()
-        leases = await self._acquire(budget if wait_counts else None)
+        if wait_counts:
+            leases = await self._acquire_within(budget)
+        else:
+            leases = await self._acquire()
         if leases is None:
             return _Failure(APITimeoutError(method=method, path=path, body_sent=False))
         outcome: Response | _Failure | None = None
@@ -280,23 +288,35 @@ class Client:
             if remaining <= 0:
                 outcome = _Failure(APITimeoutError(method=method, path=path, body_sent=False))
                 return outcome
+            request = HTTPRequest(
+                method=method,
+                url=call.url,
+                path=path,
+                headers=self._headers,
+                json=call.json,
+                file=call.file,
+                timeout=remaining,
+                connect_timeout=self._connect_timeout,
+                max_response_bytes=self.max_response_bytes,
+            )
             try:
-                answer = await self.transport.send(attrs.evolve(template, timeout=remaining))
+                answer = await self.transport.send(request)
             except (APIConnectionError, APIResponseValidationError) as exc:
                 outcome = _Failure(exc)
                 return outcome
-            outcome = self._decipher(template, answer, parse)
+            outcome = self._decipher(call, answer, attempt + 1)
             return outcome
         finally:
             await self._release(leases)
-            logger.debug(
-                "%s %s -> %s in %.3fs (attempt %d)",
-                method,
-                path,
-                _outcome_text(outcome),
-                time.monotonic() - started,
-                attempt + 1,
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s -> %s in %.3fs (attempt %d)",
+                    method,
+                    path,
+                    _outcome_text(outcome),
+                    time.monotonic() - started,
+                    attempt + 1,
+                )
 
     async def _cool_down(self, status: int, seconds: float) -> None:
         """Tell the shared limiter of a 429's ``Retry-After``: every process sharing it pauses."""
@@ -308,9 +328,20 @@ class Client:
             # The 429 is what the caller must hear of; the shared pause is best effort.
             logger.warning("could not share a %ss cool-down with the fleet", seconds)
 
-    async def _acquire(self, wait: float | None) -> list[Lease] | None:
-        """A slot of the session's cap, then of the shared limiter; ``None`` when ``wait``
-        seconds ran out first."""
+    async def _acquire(self) -> list[Lease]:
+        """A slot of the session's cap, then of the shared limiter (waiting as long as it
+        takes)."""
+        leases = [await self._local.acquire()]
+        if self.shared_limiter is not None:
+            try:
+                leases.append(await self.shared_limiter.acquire())
+            except BaseException:
+                await self._release(leases)
+                raise
+        return leases
+
+    async def _acquire_within(self, wait: float) -> list[Lease] | None:
+        """The same slots, or ``None`` when ``wait`` seconds ran out first."""
         leases: list[Lease] = []
         try:
             with anyio.move_on_after(wait):
@@ -337,19 +368,23 @@ class Client:
                 except Exception:
                     logger.warning("could not release a shared slot; it expires with its lease")
 
-    def _decipher(
-        self, request: HTTPRequest, answer: HTTPResponse, parse: bool
-    ) -> Response | _Failure:
-        method, path, headers = request.method, request.path, answer.headers
+    def _decipher(self, call: _Call, answer: HTTPResponse, attempts: int) -> Response | _Failure:
+        method, path, headers = call.method, call.path, answer.headers
         try:
             payload = decipher(
-                method, path, answer.status, headers, answer.body, secret=self._key, parse=parse
+                method,
+                path,
+                answer.status,
+                headers,
+                answer.body,
+                secret=self._key,
+                parse=call.parse,
             )
         except APIStatusError as exc:
             return _Failure(exc, parse_retry_after(header(headers, "retry-after")))
         except APIResponseValidationError as exc:
             return _Failure(exc)
-        return Response(status=answer.status, payload=payload, attempts=1, headers=headers)
+        return Response(status=answer.status, payload=payload, attempts=attempts, headers=headers)
 
 
 def _outcome_text(outcome: Response | _Failure | None) -> str:

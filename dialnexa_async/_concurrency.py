@@ -121,13 +121,20 @@ class OrderedTasks(Generic[T]):
 
     async def wait(self, key: int) -> None:
         """Wait until the task for ``key`` has finished, without taking its result."""
-        await asyncio.wait([self._tasks[key]])
+        task = self._tasks[key]
+        if task.done():
+            # Still one pass of the event loop, so the tasks just started send their requests
+            # (asyncio.wait would take two, and build a future for a task already done).
+            await asyncio.sleep(0)
+        else:
+            await asyncio.wait([task])
 
     async def take(self, key: int) -> T:
         """The result of the task for ``key`` (waiting for it), which is then forgotten; its
         error, if it failed."""
         task = self._tasks[key]
-        await asyncio.wait([task])
+        if not task.done():
+            await asyncio.wait([task])
         del self._tasks[key]
         return task.result()
 

@@ -75,8 +75,15 @@ class LocalLimiter:
         return self._limiter
 
     async def acquire(self) -> Lease:
-        lease = _LocalLease(self._capacity)
-        await self._capacity.acquire_on_behalf_of(lease)
+        capacity = self._capacity
+        lease = _LocalLease(capacity)
+        try:
+            # A free slot is taken without the two event-loop round trips of anyio's awaiting
+            # acquire (it still refuses while others wait, so the queue stays first come,
+            # first served); the attempt that follows is the cancellation point.
+            capacity.acquire_on_behalf_of_nowait(lease)
+        except anyio.WouldBlock:
+            await capacity.acquire_on_behalf_of(lease)
         return lease
 
     async def cool_down(self, seconds: float) -> None:

@@ -181,7 +181,11 @@ class AiohttpTransport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=max(self._pool_size, 10))
             session = aiohttp.ClientSession(
-                connector=connector, trace_configs=aiohttp_trace_configs() or None
+                connector=connector,
+                trace_configs=aiohttp_trace_configs() or None,
+                # The API authenticates by key, not cookies: a cookie a server sets is never
+                # sent back (and no time goes into a jar on every request).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             # aiohttp silently re-sends a GET or DELETE once when a kept-alive connection drops
             # (a private switch, on by default): that attempt would escape the retry budget,
@@ -265,8 +269,12 @@ async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
         raise _Undecodable(f"Content-Encoding {encoding!r} was not asked for")
     declared = resp.content_length
-    if declared is not None and declared > limit and encoding in ("", "identity"):
-        raise _TooLarge
+    if encoding in ("", "identity") and declared is not None:
+        if declared > limit:
+            raise _TooLarge
+        # aiohttp reads exactly the declared length (a longer body is a protocol error), so
+        # this is bounded, in one piece, without copying it again.
+        return await resp.read()
     body = bytearray()
     inflate = None
     try:

@@ -232,6 +232,24 @@ async def test_no_error_reaches_the_key_through_its_chain() -> None:
     assert_no_secret(info.value, API_KEY)
 
 
+async def test_a_cookie_a_server_sets_is_never_sent_back() -> None:
+    cookies: list[str | None] = []
+
+    def answer_with_cookie(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("session", "from-the-server")
+        return response
+
+    async with FakeDialNexa(api_key=API_KEY, interceptor=answer_with_cookie) as fake:
+        # By name: a cookie jar keeps no cookie of a bare IP address.
+        by_name = fake.url.replace("127.0.0.1", "localhost")
+        async with AsyncDialNexa(API_KEY, base_url=by_name) as dn:
+            for _ in range(3):
+                await dn.request("GET", "/workflows")
+    assert cookies == [None, None, None]
+
+
 def test_credentials_in_base_url_are_refused_without_echoing_them() -> None:
     with pytest.raises(ValueError, match="credentials") as info:
         AsyncDialNexa(API_KEY, base_url="https://admin:hunter2@api.example.com/v1")
