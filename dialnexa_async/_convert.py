@@ -208,18 +208,38 @@ _FAST_FIELDS = {"id", "phone_number", "status", "current_node_id", "enrolled_at"
 if _FAST_FIELDS | {"metadata"} != _LEAD_FIELDS:  # pragma: no cover - a guard for maintainers
     raise RuntimeError("WorkflowLead changed: update its fast path in _convert")
 
-# attrs' frozen __init__ sets each slot through object.__setattr__; the slot descriptors set
-# them directly (what a frozen class forbids is assignment after construction, not this), at
-# half the cost. Taken by name, not by position; every field is set below.
-_new_lead = object.__new__
-_SETTERS = {name: WorkflowLead.__dict__[name].__set__ for name in _LEAD_FIELDS}
-_set_id = _SETTERS["id"]
-_set_phone = _SETTERS["phone_number"]
-_set_status = _SETTERS["status"]
-_set_node = _SETTERS["current_node_id"]
-_set_enrolled = _SETTERS["enrolled_at"]
-_set_workflow = _SETTERS["workflow_id"]
-_set_metadata = _SETTERS["metadata"]
+
+class _LeadInTheMaking:
+    """A WorkflowLead being filled in: the same slots, without the frozen ``__setattr__``.
+
+    attrs' frozen ``__init__`` sets each slot through ``object.__setattr__``, and even the slot
+    descriptors cost a call each; a plain object's slots are set by the interpreter's fast path.
+    Once filled in, the object becomes a WorkflowLead by ``__class__`` assignment, which CPython
+    allows between classes of the same layout (hence WorkflowLead's ``weakref_slot=False``).
+    What a frozen class forbids is changing a lead after it is built, and nothing here does.
+    """
+
+    __slots__ = (  # noqa: RUF023 - WorkflowLead's own order, checked below
+        "id",
+        "phone_number",
+        "status",
+        "current_node_id",
+        "enrolled_at",
+        "workflow_id",
+        "metadata",
+    )
+    id: str
+    phone_number: str | None
+    status: LeadStatus | str | None
+    current_node_id: str | None
+    enrolled_at: datetime | None
+    workflow_id: str | None
+    metadata: dict[str, object]
+
+
+_LEAD_SLOTS = getattr(WorkflowLead, "__slots__", ())
+if _LeadInTheMaking.__slots__ != _LEAD_SLOTS:  # pragma: no cover - a guard for maintainers
+    raise RuntimeError("WorkflowLead's slots changed: update _LeadInTheMaking in _convert")
 
 
 class _Unusual(Exception):  # a control-flow signal; never leaves this module
@@ -283,16 +303,17 @@ def _fast_workflow_lead(raw: Any) -> WorkflowLead:
         if type(status) is not str:
             raise _Unusual
         status = _LEAD_STATUSES.get(status) or _LEAD_STATUSES.get(status.lower(), status)
-    lead: WorkflowLead = _new_lead(WorkflowLead)
-    _set_id(lead, lead_id)
-    _set_phone(lead, phone)
-    _set_status(lead, status)
-    _set_node(lead, node)
-    _set_enrolled(lead, enrolled_at)
-    _set_workflow(lead, workflow_id)
+    lead = _LeadInTheMaking()
+    lead.id = lead_id
+    lead.phone_number = phone
+    lead.status = status
+    lead.current_node_id = node
+    lead.enrolled_at = enrolled_at
+    lead.workflow_id = workflow_id
     # The dict was freshly parsed from this response and is referenced nowhere else.
-    _set_metadata(lead, variables)
-    return lead
+    lead.metadata = variables
+    lead.__class__ = WorkflowLead  # type: ignore[assignment]
+    return lead  # type: ignore[return-value]
 
 
 def _with_fast_path(generic: Callable[[Any, type], Any]) -> Callable[[Any, type], WorkflowLead]:

@@ -131,7 +131,10 @@ class Workflow:
     updated_at: datetime | None = None
 
 
-@attrs.frozen(kw_only=True)
+# No weak-reference slot: a scan builds leads by the million, and without it each is a pointer
+# smaller and the decoder can fill one in as a plain object before it becomes a WorkflowLead
+# (see the hot path in _convert).
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class WorkflowLead:
     """One lead's enrolment in a workflow.
 

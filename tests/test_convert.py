@@ -2,6 +2,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -253,4 +254,21 @@ def test_the_lead_fast_path_agrees_with_the_generic_hook(raw: dict[str, Any]) ->
         fast = _fast_workflow_lead(dict(raw))
     except _Unusual:
         return
-    assert fast == _generic_workflow_lead(dict(raw), WorkflowLead)
+    generic = _generic_workflow_lead(dict(raw), WorkflowLead)
+    assert fast == generic
+    assert type(fast) is WorkflowLead
+    assert repr(fast) == repr(generic)
+    assert attrs.asdict(fast) == attrs.asdict(generic)
+
+
+def test_a_lead_from_the_fast_path_is_a_frozen_workflow_lead() -> None:
+    from dialnexa_async._convert import _fast_workflow_lead
+
+    raw = {"id": "wlead_1", "phone_number": "+919800000000", "status": "pending"}
+    lead = _fast_workflow_lead(raw)
+    assert type(lead) is WorkflowLead
+    assert isinstance(lead, WorkflowLead)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        lead.status = "completed"  # type: ignore[misc]
+    assert attrs.evolve(lead, status=LeadStatus.COMPLETED).status is LeadStatus.COMPLETED
+    assert lead == WorkflowLead(id="wlead_1", phone_number="+919800000000", status="pending")
