@@ -138,31 +138,41 @@ class RecentIds:
 
     Each remembered page keeps only the ids it yielded, so the remembered pages are disjoint and
     their union can be kept up to date with set operations (at C speed): a page with no repeat,
-    the usual case, costs two set operations, not a Python step per id.
+    the usual case, costs a look-up and an insertion per id and the removal of the oldest
+    page's ids, all inside ``set`` methods, not a Python step per id.
     """
 
     def __init__(self, lookback: int = DEDUPE_LOOKBACK_PAGES) -> None:
         self._lookback = lookback
-        self._pages: deque[set[Hashable]] = deque()
+        self._pages: deque[Sequence[Hashable]] = deque()
         self._union: set[Hashable] = set()
 
     def filter(self, ids: Sequence[Hashable]) -> list[bool]:
         """For each id, whether to keep it; then remember the ids kept."""
-        page = set(ids)
-        if len(page) == len(ids) and self._union.isdisjoint(page):
-            keep = [True] * len(ids)
-        else:
-            seen: set[Hashable] = set()
-            keep = []
-            for item_id in ids:
-                keep.append(item_id not in seen and item_id not in self._union)
-                seen.add(item_id)
-            page = {item_id for item_id, kept in zip(ids, keep, strict=True) if kept}
-        self._pages.append(page)
-        self._union |= page
-        if len(self._pages) > self._lookback:
-            self._union -= self._pages.popleft()
+        union = self._union
+        before = len(union)
+        if union.isdisjoint(ids):
+            union.update(ids)
+            if len(union) - before == len(ids):
+                # The usual page: no id seen before, none twice.
+                self._remember(ids)
+                return [True] * len(ids)
+            union.difference_update(ids)  # all of them were new: back to as it was
+        seen: set[Hashable] = set()
+        keep = []
+        for item_id in ids:
+            keep.append(item_id not in seen and item_id not in union)
+            seen.add(item_id)
+        kept = [item_id for item_id, kept in zip(ids, keep, strict=True) if kept]
+        union.update(kept)
+        self._remember(kept)
         return keep
+
+    def _remember(self, kept: Sequence[Hashable]) -> None:
+        """Remember a page's kept ids (already in the union); forget the oldest page's."""
+        self._pages.append(kept)
+        if len(self._pages) > self._lookback:
+            self._union.difference_update(self._pages.popleft())
 
 
 @attrs.define
@@ -343,7 +353,7 @@ class PagedIterator(Generic[T]):
             self._count(attempts)
             self._plan(page)
             while True:
-                ids = [self._key(item) for item in page.data]
+                ids = list(map(self._key, page.data))
                 if previous_ids is not None and ids and ids == previous_ids:
                     raise self._error(
                         f"page {number} repeats page {number - 1}: the server seems to ignore "

@@ -59,6 +59,26 @@ def test_recent_ids_never_keeps_an_id_twice_within_the_lookback(pages: list[list
     assert set(kept) == {i for ids in pages for i in ids}
 
 
+@given(
+    st.integers(1, 4),
+    st.lists(st.lists(st.integers(0, 12), max_size=6), max_size=12),
+)
+def test_recent_ids_agrees_with_the_plain_definition(lookback: int, pages: list[list[int]]) -> None:
+    """Keep an id unless this page already kept it or one of the last ``lookback`` pages did."""
+    recent = RecentIds(lookback=lookback)
+    remembered: list[set[int]] = []
+    for ids in pages:
+        expected: list[bool] = []
+        kept: set[int] = set()
+        for item_id in ids:
+            keep = item_id not in kept and not any(item_id in page for page in remembered)
+            expected.append(keep)
+            if keep:
+                kept.add(item_id)
+        remembered = [*remembered, kept][-lookback:]
+        assert recent.filter(ids) == expected
+
+
 def test_recent_ids_forgets_beyond_the_lookback() -> None:
     recent = RecentIds(lookback=1)
     recent.filter([1])

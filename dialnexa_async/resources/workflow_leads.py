@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ class WorkflowLeads(APIResource):
             self._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_leads, limit=page_size, path=path),
             concurrency=concurrency,
-            key=lambda lead: lead.id,
+            key=attrgetter("id"),
             dedupe=dedupe,
             max_pages=max_pages,
             pages=pages,

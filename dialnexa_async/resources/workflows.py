@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from functools import partial
+from operator import attrgetter
 from typing import Any, Literal
 
 from .._client import Client
@@ -123,7 +124,7 @@ class Workflows(APIResource):
             self._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_workflows, limit=page_size, path=path),
             concurrency=concurrency,
-            key=lambda workflow: workflow.id,
+            key=attrgetter("id"),
             describe=("GET", path),
             registry=self._iterators,
         )
