@@ -1,6 +1,9 @@
 """What a dashboard refresher costs: counts for many workflows, and client CPU per lead.
 
     python -m benchmarks.dashboard [--workflows 500] [--latency-ms 20] [--leads 20000]
+                                   [--rounds 5]
+
+``--workflows 0`` runs the CPU comparison alone.
 
 In the same run, with the fake server in a process of its own:
 
@@ -8,7 +11,8 @@ In the same run, with the fake server in a process of its own:
   requests each) at ``--latency-ms``, under the session's cap of 8: the requests sent, the wall
   time, and the limit for 8 in flight (``ceil(requests / 8)`` round trips);
 * **client CPU per lead** of a full scan of ``--leads`` leads from a server that answers at once
-  (``time.process_time`` of the client process, best of 3): a hand-written aiohttp + orjson scan
+  (``time.process_time`` of the client process, the best of ``--rounds`` rounds, the three
+  taken in turn within each round): a hand-written aiohttp + orjson scan
   to plain dicts (the floor), the SDK, and the same aiohttp scan decoding each page with an
   equivalent pydantic v2 model (``model_validate_json``).
 """
@@ -84,8 +88,8 @@ def counts_many(server: dict[str, str], repeat: int) -> tuple[int, float, float]
     return asyncio.run(run())
 
 
-def cpu_per_lead(url: str, key: str, workflow: str, leads: int) -> dict[str, float]:
-    """Client CPU seconds per lead of a full scan, three ways, best of 3 each."""
+def cpu_per_lead(url: str, key: str, workflow: str, leads: int, rounds: int) -> dict[str, float]:
+    """Client CPU seconds per lead of a full scan, three ways, the best of ``rounds`` each."""
     headers = {"Authorization": f"Bearer {key}"}
     pages = math.ceil(leads / 100)
 
@@ -112,26 +116,46 @@ def cpu_per_lead(url: str, key: str, workflow: str, leads: int) -> dict[str, flo
         return count
 
     async def measure() -> dict[str, float]:
-        results: dict[str, float] = {}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            for name, count_page in (("floor", dicts), ("pydantic", models)):
-                results[name] = await best_cpu(partial(by_hand, session, count_page), leads)
-        async with AsyncDialNexa(key, base_url=url) as dn:
-            results["sdk"] = await best_cpu(lambda: sdk(dn), leads)
-        return results
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            AsyncDialNexa(key, base_url=url) as dn,
+        ):
+            scans: dict[str, Callable[[], Awaitable[int]]] = {
+                "floor": partial(by_hand, session, dicts),
+                "sdk": partial(sdk, dn),
+                "pydantic": partial(by_hand, session, models),
+            }
+            return await best_cpu(scans, leads, rounds)
 
     return asyncio.run(measure())
 
 
-async def best_cpu(scan: Callable[[], Awaitable[int]], leads: int) -> float:
-    await scan()  # warm: connections, caches
-    best = math.inf
-    for _ in range(3):
-        started = time.process_time()
-        count = await scan()
-        best = min(best, time.process_time() - started)
-        assert count == leads, (count, leads)
-    return best / leads
+async def best_cpu(
+    scans: dict[str, Callable[[], Awaitable[int]]], leads: int, rounds: int
+) -> dict[str, float]:
+    """The least CPU per lead of each scan over ``rounds`` rounds, taken in turn within each
+    round (so that a machine slowing down for a while weighs on all three alike)."""
+    for scan in scans.values():
+        await scan()  # warm: connections, caches
+    best = dict.fromkeys(scans, math.inf)
+    for _ in range(rounds):
+        for name, scan in scans.items():
+            started = time.process_time()
+            count = await scan()
+            best[name] = min(best[name], time.process_time() - started)
+            assert count == leads, (name, count, leads)
+    return {name: seconds / leads for name, seconds in best.items()}
+
+
+def report_counts_many(workflows: int, latency_ms: float, repeat: int) -> None:
+    with dashboard_server(workflows, 50, latency_ms) as server:
+        requests, wall, rtt = counts_many(server, repeat)
+    limit = math.ceil(requests / 8) * rtt
+    print(
+        f"counts-many: {workflows} workflows, {requests} requests, cap 8, latency "
+        f"{latency_ms:g} ms (measured round trip {rtt * 1000:.1f} ms)"
+    )
+    print(f"  wall {wall:.2f}s  limit {limit:.2f}s  wall/limit {wall / limit:.2f}x")
 
 
 def main() -> None:
@@ -140,17 +164,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the CPU comparison")
     args = parser.parse_args()
-    with dashboard_server(args.workflows, 50, args.latency_ms) as server:
-        requests, wall, rtt = counts_many(server, args.repeat)
-    limit = math.ceil(requests / 8) * rtt
-    print(
-        f"counts-many: {args.workflows} workflows, {requests} requests, cap 8, latency "
-        f"{args.latency_ms:g} ms (measured round trip {rtt * 1000:.1f} ms)"
-    )
-    print(f"  wall {wall:.2f}s  limit {limit:.2f}s  wall/limit {wall / limit:.2f}x")
+    if args.workflows > 0:
+        report_counts_many(args.workflows, args.latency_ms, args.repeat)
     with dashboard_server(1, args.leads, 0.0) as server:
-        cpu = cpu_per_lead(server["url"], server["key"], server["ids"][0], args.leads)
+        cpu = cpu_per_lead(server["url"], server["key"], server["ids"][0], args.leads, args.rounds)
     print(f"client CPU per lead, full scan of {args.leads:,} leads, server answering at once:")
     for name in ("floor", "sdk", "pydantic"):
         print(f"  {name:<9} {cpu[name] * 1e6:6.2f} us")
