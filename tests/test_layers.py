@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from urllib.parse import quote, urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dialnexa_async import (
     APIConnectionError,
@@ -25,6 +28,7 @@ from dialnexa_async import (
     Workflow,
     WorkflowLead,
 )
+from dialnexa_async._session import DEFAULT_BASE_URL
 from dialnexa_async.testing import FakeDialNexa, MockTransport
 
 from .conftest import API_KEY, InFlight, sdk_log_lines
@@ -205,3 +209,28 @@ async def test_every_iterator_has_async_with_aclose_and_stats() -> None:
             leads = await many.collect()
             assert len(leads) == 900
             assert many.stats.pages_fetched == 9
+
+
+# Characters with a meaning in a URL, or outside ASCII, mixed into arbitrary text.
+url_text = st.text(st.sampled_from("/?&=#% +aZ9é-_.~") | st.characters(), max_size=6)
+
+
+@given(
+    st.dictionaries(
+        url_text.filter(bool), st.one_of(st.integers(), url_text, st.booleans()), max_size=4
+    )
+)
+def test_query_parameters_are_encoded_as_urlencode_would(params: dict[str, object]) -> None:
+    sent: list[str] = []
+
+    def answer(request: HTTPRequest) -> HTTPResponse:
+        sent.append(request.url)
+        return HTTPResponse.json({})
+
+    async def call() -> None:
+        async with AsyncDialNexa(API_KEY, transport=MockTransport(answer)) as dn:
+            await dn.request("GET", "/workflows", params=params)  # type: ignore[arg-type]
+
+    asyncio.run(call())
+    query = urlencode({key: str(value) for key, value in params.items()}, quote_via=quote)
+    assert sent == [f"{DEFAULT_BASE_URL}/workflows" + (f"?{query}" if query else "")]
