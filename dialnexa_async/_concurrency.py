@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any, Generic, Self, TypeVar
 
 import anyio
@@ -103,13 +104,13 @@ class OrderedTasks(Generic[T]):
             name=f"dialnexa-{self._name}-{key}",
             context=None if context is None else context.copy(),
         )
-        task.add_done_callback(lambda _: self._finished_keys.append(key))
-        task.add_done_callback(self._finished)
+        task.add_done_callback(partial(self._finished, key))
         self._tasks[key] = task
         self._running += 1
         self.max_running = max(self.max_running, self._running)
 
-    def _finished(self, _: object) -> None:
+    def _finished(self, key: int, _: object) -> None:
+        self._finished_keys.append(key)
         self._running -= 1
         self._room.set()
         if self._on_done is not None and not self.closed:
