@@ -106,7 +106,7 @@ class Client:
         max_response_bytes: int,
         limiter: Limiter | None = None,
         headers: Mapping[str, str] | None = None,
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str | int] | None = None,
     ) -> None:
         self.transport = transport
         self._owns_transport = owns_transport
@@ -135,7 +135,7 @@ class Client:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str | int] | None = None,
     ) -> Client:
         """A client with other options that shares this one's connections, cap, limiter and
         lifecycle (closing either closes both, and the transport once)."""
@@ -170,6 +170,9 @@ class Client:
 
     def _url(self, path: str, params: Mapping[str, str | int] | None) -> str:
         url = self._base_url + path
+        if params and self._extra_query and not self._extra_query.keys().isdisjoint(params):
+            clash = ", ".join(repr(key) for key in self._extra_query if key in params)
+            raise ValueError(f"extra_query cannot set {clash}: the SDK sets it for this call")
         query = {**self._extra_query, **params} if params else self._extra_query
         if query:
             url += "?" + _query_string(query)

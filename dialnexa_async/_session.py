@@ -22,7 +22,7 @@ from ._pagination import PagedIterator, close_all
 from ._raw import WithRawResponse
 from ._retry import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, AiohttpTransport, AsyncTransport
-from ._validate import check_int_range, check_seconds
+from ._validate import check_headers, check_int_range, check_query, check_seconds
 from .resources.campaign_leads import CampaignLeads
 from .resources.workflow_leads import WorkflowLeads
 from .resources.workflows import Workflows
@@ -49,24 +49,6 @@ def _log_from_environment() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     sdk.addHandler(handler)
     sdk.setLevel(level)
-
-
-_OWN_HEADERS = frozenset({"authorization", "host", "content-length", "content-type"})
-
-
-def _check_headers(values: object, name: str) -> dict[str, str] | None:
-    if values is None:
-        return None
-    if not isinstance(values, Mapping):
-        raise TypeError(f"{name} must be a mapping of str to str, got {type(values).__name__}")
-    for key, value in values.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"{name} must map str to str, got {key!r}: {type(value).__name__}")
-        if key.lower() in _OWN_HEADERS:
-            raise ValueError(f"{name} cannot set {key!r}: the SDK sets it")
-        if any(ch in key + value for ch in "\r\n"):
-            raise ValueError(f"{name} {key!r} must not contain a line break")
-    return dict(values)
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -207,7 +189,7 @@ class AsyncDialNexa:
             max_concurrency=max_concurrency,
             max_response_bytes=max_response_bytes,
             limiter=limiter,
-            headers=_check_headers(default_headers, "default_headers"),
+            headers=check_headers(default_headers, "default_headers"),
         )
         self._attach(self._client, weakref.WeakSet())
 
@@ -224,7 +206,7 @@ class AsyncDialNexa:
         timeout: float | None = None,
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> AsyncDialNexa:
         """This session with other options: it shares the connection pool, the cap, the shared
         limiter and the lifecycle (closing one closes both), so it costs nothing to make one
@@ -245,8 +227,8 @@ class AsyncDialNexa:
         client = self._client.derive(
             timeout=None if timeout is None else check_seconds(timeout, "timeout"),
             retry=retry,
-            headers=_check_headers(extra_headers, "extra_headers"),
-            query=_check_headers(extra_query, "extra_query"),
+            headers=check_headers(extra_headers, "extra_headers"),
+            query=check_query(extra_query, "extra_query"),
         )
         twin = copy.copy(self)
         twin.__dict__.pop("with_raw_response", None)  # made afresh, on the twin's resources
@@ -270,6 +252,7 @@ class AsyncDialNexa:
         json: Any = None,
         timeout: float | None = None,
         idempotent: bool | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Call an endpoint the SDK does not wrap, with the same authentication, cap, shared
         limiter, retries, deadline and errors as every other call; return the answer's JSON
@@ -285,6 +268,7 @@ class AsyncDialNexa:
             timeout: A deadline for the whole call, retries included.
             idempotent: Whether a failure that may have reached the server can be retried
                 (default: yes for GET, PUT and DELETE, no for POST and PATCH).
+            extra_headers: Headers added to this call's requests.
 
         Raises:
             ValueError, TypeError: A bad method or path (nothing is sent).
@@ -302,7 +286,9 @@ class AsyncDialNexa:
         safe = quote(path, safe="/%:@!$&'()*+,;=-._~")
         if idempotent is None:
             idempotent = verb in ("GET", "PUT", "DELETE")
-        response = await self._client.request(
+        headers = check_headers(extra_headers, "extra_headers")
+        client = self._client if headers is None else self._client.derive(headers=headers)
+        response = await client.request(
             verb, safe, params=params, json=json, idempotent=idempotent, timeout=timeout
         )
         return response.payload

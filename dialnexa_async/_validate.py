@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "MAX_PAGE_SIZE",
     "MAX_TITLE_LENGTH",
     "check_choice",
+    "check_headers",
     "check_id",
     "check_int_range",
+    "check_query",
     "check_seconds",
     "check_timeout",
 ]
@@ -81,3 +83,63 @@ def check_seconds(value: object, name: str) -> float:
 def check_timeout(value: object, name: str = "timeout") -> float | None:
     """A per-call timeout: ``None`` (the session's) or :func:`check_seconds`."""
     return None if value is None else check_seconds(value, name)
+
+
+# Headers the SDK sets itself on every request: the key, what it accepts (it decompresses only
+# what it asked for), who it is, and what HTTP itself derives from the request.
+SDK_HEADERS = frozenset(
+    {
+        "authorization",
+        "accept",
+        "accept-encoding",
+        "user-agent",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+    }
+)
+
+
+def check_headers(values: object, name: str) -> dict[str, str] | None:
+    """Extra headers: a mapping of str to str, none of the SDK's own, no line breaks."""
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{name} must be a mapping of str to str, got {type(values).__name__}")
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"{name} must map str to str, got {key!r}: {type(value).__name__}")
+        if not key or any(ch.isspace() or ch == ":" for ch in key):
+            raise ValueError(f"{name} has an invalid header name: {key!r}")
+        if key.lower() in SDK_HEADERS:
+            raise ValueError(f"{name} cannot set {key!r}: the SDK sets it")
+        if any(ch in value for ch in "\r\n"):
+            raise ValueError(f"{name} {key!r} must not contain a line break")
+    return dict(values)
+
+
+# Query parameters the SDK's own calls set (pagination, filters, sorting): an extra one of the
+# same name would contradict the call (a limit over the API's cap, a page out of order).
+SDK_QUERY = frozenset({"page", "limit", "status", "sortBy", "sortOrder"})
+
+
+def check_query(values: object, name: str) -> dict[str, str | int] | None:
+    """Extra query parameters: a mapping of non-empty str to str or int (each is
+    percent-encoded, so any character may be sent), none of the SDK's own."""
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise TypeError(
+            f"{name} must be a mapping of str to str or int, got {type(values).__name__}"
+        )
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{name} keys must be non-empty strings, got {key!r}")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TypeError(
+                f"{name} must map str to str or int, got {key!r}: {type(value).__name__}"
+            )
+        if key in SDK_QUERY:
+            raise ValueError(f"{name} cannot set {key!r}: the SDK sets it")
+    return dict(values)

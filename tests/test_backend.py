@@ -7,6 +7,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterable, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -232,6 +235,89 @@ def test_headers_that_would_override_or_inject_are_refused(
         AsyncDialNexa(API_KEY, default_headers=headers)  # type: ignore[arg-type]
     with pytest.raises(error):
         AsyncDialNexa(API_KEY).with_options(extra_headers=headers)  # type: ignore[arg-type]
+
+
+async def all_of(iterator: AsyncIterable[Any]) -> list[Any]:
+    return [item async for item in iterator]
+
+
+async def test_per_call_extras_reach_every_request_of_that_call_and_no_other() -> None:
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    def record(request: web.Request) -> None:
+        seen.append((request.path, request.headers.get("X-Trace"), request.query.get("tenant")))
+
+    extras: dict[str, Any] = {"extra_headers": {"X-Trace": "t-9"}, "extra_query": {"tenant": 7}}
+    async with FakeDialNexa(leads=250, api_key=API_KEY, interceptor=record) as fake:
+        wf = fake.workflow_id or ""
+        async with AsyncDialNexa(API_KEY, base_url=fake.url) as dn:
+            calls: dict[str, Callable[[], Awaitable[object]]] = {
+                "get": lambda: dn.workflows.get(wf, **extras),
+                "scan": lambda: dn.workflows.leads.list(wf, page_size=100, **extras).collect(),
+                "counts": lambda: dn.workflows.leads.status_counts(wf, **extras),
+                "enroll": lambda: dn.workflows.leads.enroll(
+                    wf, [{"phone_number": "+919811111111"}], **extras
+                ),
+                "stalled": lambda: all_of(
+                    dn.workflows.leads.stalled(wf, older_than=timedelta(0), **extras)
+                ),
+                "pause": lambda: dn.workflows.pause(wf, **extras),
+                "request": lambda: dn.request(
+                    "GET",
+                    f"/workflows/{wf}",
+                    params={"tenant": 7},
+                    extra_headers={"X-Trace": "t-9"},
+                ),
+            }
+            for name, call in calls.items():
+                seen.clear()
+                await call()
+                assert len(seen) >= (3 if name in ("scan", "counts") else 1), name
+                assert {(trace, tenant) for _, trace, tenant in seen} == {("t-9", "7")}, name
+            seen.clear()
+            await dn.workflows.get(wf)
+            await dn.workflows.leads.list(wf, page_size=100).collect()
+    assert seen
+    assert {(trace, tenant) for _, trace, tenant in seen} == {(None, None)}  # nothing stuck
+
+
+@pytest.mark.parametrize(
+    ("extras", "error"),
+    [
+        ({"extra_headers": {"User-Agent": "mine/1"}}, ValueError),
+        ({"extra_headers": {"accept-encoding": "br"}}, ValueError),
+        ({"extra_headers": {"X-A": "1\nInjected: 2"}}, ValueError),
+        ({"extra_headers": {"Bad Name": "1"}}, ValueError),
+        ({"extra_headers": {"X-A": 1}}, TypeError),
+        ({"extra_query": {"page": 3}}, ValueError),
+        ({"extra_query": {"limit": 500}}, ValueError),
+        ({"extra_query": {"flag": True}}, TypeError),
+        ({"extra_query": {"": "x"}}, TypeError),
+        ({"extra_query": "tenant=7"}, TypeError),
+    ],
+)
+async def test_bad_per_call_extras_are_refused_before_sending(
+    extras: dict[str, Any], error: type[Exception]
+) -> None:
+    transport = MockTransport(lambda request: HTTPResponse.json({"id": "wf_1"}))
+    async with AsyncDialNexa(API_KEY, transport=transport) as dn:
+        with pytest.raises(error):
+            await dn.workflows.get("wf_1", **extras)
+        with pytest.raises(error):
+            dn.workflows.leads.list("wf_1", **extras)  # refused by the call, not mid-scan
+        with pytest.raises(error):
+            dn.with_options(**extras)
+    assert transport.requests == []
+
+
+async def test_extra_query_takes_numbers_and_any_name_the_sdk_does_not_use() -> None:
+    transport = MockTransport(lambda request: HTTPResponse.json({"id": "wf_1"}))
+    async with AsyncDialNexa(API_KEY, transport=transport) as dn:
+        tuned = dn.with_options(extra_query={"version": 2, "authorization": "not-a-header"})
+        await tuned.workflows.get("wf_1", extra_query={"tenant": "a b"})
+    (request,) = transport.requests
+    assert request.url.endswith("/workflows/wf_1?version=2&authorization=not-a-header&tenant=a%20b")
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
 
 
 # -- watch -------------------------------------------------------------------------------------

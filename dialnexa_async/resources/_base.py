@@ -8,10 +8,11 @@ These helpers are also the one place that sees each HTTP answer, which is how
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Self, TypeVar
 
 import attrs
 
@@ -19,7 +20,7 @@ from .._client import Client, Response
 from .._convert import decode
 from .._pagination import PageFetch
 from .._transport import UploadFile
-from .._validate import check_int_range, check_timeout
+from .._validate import check_headers, check_int_range, check_query, check_timeout
 
 __all__ = ["APIResource", "RawResponse", "to_raw_response"]
 
@@ -80,6 +81,22 @@ class APIResource:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+    def _with_extras(
+        self, extra_headers: Mapping[str, str] | None, extra_query: Mapping[str, str | int] | None
+    ) -> Self:
+        """This resource, or, for one call's ``extra_headers``/``extra_query``, a twin whose
+        client adds them to every request of that call (connections, cap and limiter shared).
+
+        Checked here, so bad extras are refused before anything is sent.
+        """
+        headers = check_headers(extra_headers, "extra_headers")
+        query = check_query(extra_query, "extra_query")
+        if headers is None and query is None:
+            return self
+        twin = copy.copy(self)
+        twin._client = self._client.derive(headers=headers, query=query)
+        return twin
 
     def _concurrency(self, requested: int | None) -> int:
         """What a call may use: the session's cap, or less when the caller asks for less."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from operator import attrgetter
@@ -83,6 +83,8 @@ class WorkflowLeads(APIResource):
         limit: int = 20,
         status: LeadStatus | str | None = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> Page[WorkflowLead]:
         """One page of a workflow's leads: ``page.data`` and ``page.meta``.
 
@@ -90,12 +92,13 @@ class WorkflowLeads(APIResource):
             ValueError: ``page`` < 1 or ``limit`` outside 1..100 (nothing is sent).
             NotFoundError: The workflow does not exist.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_int_range(page, "page", 1)
         check_int_range(limit, "limit", 1, MAX_PAGE_SIZE)
         params = _status_param(status)
         path = encode_path("workflows", workflow_id, "leads")
-        fetch = self._page_fetcher(path, limit=limit, params=params, timeout=timeout)
+        fetch = api._page_fetcher(path, limit=limit, params=params, timeout=timeout)
         payload, _ = await fetch(page)
         return _decode_leads(payload, page, limit=limit, path=path)
 
@@ -110,6 +113,8 @@ class WorkflowLeads(APIResource):
         timeout: float | None = None,
         max_pages: int | None = None,
         pages: range | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> PagedIterator[WorkflowLead]:
         """Every lead of a workflow, in the server's order, fetched concurrently.
 
@@ -128,6 +133,8 @@ class WorkflowLeads(APIResource):
                 :class:`PaginationError` when the list has more.
             pages: Scan only these pages (``range(a, b)``: pages ``a`` to ``b - 1``), in order,
                 with the same guarantees: a shard of a split scan (see :meth:`plan`).
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Returns:
             A :class:`PagedIterator`: ``async for lead in it``, ``it.pages()``,
@@ -138,16 +145,17 @@ class WorkflowLeads(APIResource):
             PaginationError: While iterating: the server pages inconsistently (ignores
                 ``page``, cycles through pages), or the list passes ``max_pages``.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
         if max_pages is not None:
             check_int_range(max_pages, "max_pages", 1)
         _check_pages(pages)
-        concurrency = self._concurrency(max_concurrency)
+        concurrency = api._concurrency(max_concurrency)
         path = encode_path("workflows", workflow_id, "leads")
         params = _status_param(status)
         return PagedIterator(
-            self._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
+            api._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_leads, limit=page_size, path=path),
             concurrency=concurrency,
             key=attrgetter("id"),
@@ -155,7 +163,7 @@ class WorkflowLeads(APIResource):
             max_pages=max_pages,
             pages=pages,
             describe=("GET", path),
-            registry=self._iterators,
+            registry=api._iterators,
         )
 
     async def plan(
@@ -166,6 +174,8 @@ class WorkflowLeads(APIResource):
         page_size: int = MAX_PAGE_SIZE,
         status: LeadStatus | str | None = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> builtins.list[range]:
         """Page ranges that cover a workflow's leads, for a scan split across workers.
 
@@ -180,9 +190,10 @@ class WorkflowLeads(APIResource):
         by two shards (each shard drops repeats only among its own pages) or by none. Plan and
         scan close together, or de-duplicate by ``lead.id`` where the shards' results meet.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_int_range(shards, "shards", 1)
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
-        total = await self.count(workflow_id, status=status, timeout=timeout)
+        total = await api.count(workflow_id, status=status, timeout=timeout)
         return split_pages(total_pages_for(total, page_size), shards)
 
     async def count(
@@ -191,13 +202,21 @@ class WorkflowLeads(APIResource):
         *,
         status: LeadStatus | str | None = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> int:
         """How many leads a workflow has (in ``status``, if given), from one ``limit=1`` request."""
-        page = await self.page(workflow_id, page=1, limit=1, status=status, timeout=timeout)
+        api = self._with_extras(extra_headers, extra_query)
+        page = await api.page(workflow_id, page=1, limit=1, status=status, timeout=timeout)
         return page.meta.total
 
     async def status_counts(
-        self, workflow_id: str, *, timeout: float | None = None
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> StatusCounts:
         """The number of leads in each :class:`LeadStatus`, and in none of them, adding up to
         the total: a dashboard tile without scanning the leads.
@@ -205,14 +224,15 @@ class WorkflowLeads(APIResource):
         One ``limit=1`` request per status and one without a filter (the total), run
         concurrently under the session's cap. See :class:`~dialnexa_async.StatusCounts`.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_timeout(timeout)
         statuses = list(LeadStatus)
         calls = [
-            partial(self.count, workflow_id, status=status, timeout=timeout) for status in statuses
+            partial(api.count, workflow_id, status=status, timeout=timeout) for status in statuses
         ]
         *per_status, total = await gather(
-            [*calls, partial(self.count, workflow_id, timeout=timeout)]
+            [*calls, partial(api.count, workflow_id, timeout=timeout)]
         )
         by_status = {
             status.value: count for status, count in zip(statuses, per_status, strict=True)
@@ -228,6 +248,8 @@ class WorkflowLeads(APIResource):
         include_initial: bool = False,
         max_scans: int | None = None,
         page_size: int = MAX_PAGE_SIZE,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> LeadWatch:
         """Rescan a workflow every ``every`` seconds and yield only what changed: leads added,
         leads whose status or node changed, leads gone.
@@ -243,11 +265,14 @@ class WorkflowLeads(APIResource):
             include_initial: Report the first scan's leads as added.
             max_scans: Stop after this many scans (default: until closed).
             page_size: Leads per request, 1..100.
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Returns:
             A :class:`~dialnexa_async.LeadWatch`: ``async for change in it``, ``async with``,
             ``aclose()``, ``.stats``.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_seconds(every, "every")
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
@@ -255,7 +280,7 @@ class WorkflowLeads(APIResource):
             check_int_range(max_scans, "max_scans", 1)
         _status_param(status)
         return LeadWatch(
-            partial(self.list, workflow_id, status=status, page_size=page_size),
+            partial(api.list, workflow_id, status=status, page_size=page_size),
             every=every,
             include_initial=include_initial,
             max_scans=max_scans,
@@ -267,6 +292,8 @@ class WorkflowLeads(APIResource):
         *,
         max_concurrency: int | None = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> StatusCountsMany:
         """:meth:`status_counts` of many workflows at once, each yielded as soon as it is
         ready; one workflow's error (a 404, a 403) is that workflow's result, not the end.
@@ -276,20 +303,23 @@ class WorkflowLeads(APIResource):
             max_concurrency: Workflows counted at once (each is six ``limit=1`` requests, all
                 under the session's cap); default the session's cap.
             timeout: A deadline for each request, retries included.
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Returns:
             A :class:`~dialnexa_async.StatusCountsMany`: ``async for result in it`` (a
             :class:`~dialnexa_async.WorkflowCounts`), ``await it.collect()``, ``async with``,
             ``aclose()``, ``.stats``.
         """
+        api = self._with_extras(extra_headers, extra_query)
         if isinstance(workflow_ids, str):
             raise TypeError("workflow_ids must be an iterable of ids, not one string")
         ids = [check_id(workflow_id, "workflow_ids[]") for workflow_id in workflow_ids]
         check_timeout(timeout)
         return StatusCountsMany(
             ids,
-            partial(self.status_counts, timeout=timeout),
-            concurrency=self._concurrency(max_concurrency),
+            partial(api.status_counts, timeout=timeout),
+            concurrency=api._concurrency(max_concurrency),
         )
 
     def list_many(
@@ -300,6 +330,8 @@ class WorkflowLeads(APIResource):
         page_size: int = MAX_PAGE_SIZE,
         dedupe: bool = True,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> ManyPagedIterator[WorkflowLead]:
         """Every lead of several workflows as one iterator: workflow after workflow (in the
         order given), each workflow's leads in the server's order.
@@ -315,6 +347,7 @@ class WorkflowLeads(APIResource):
         Raises:
             ValueError, TypeError: A bad id or ``page_size`` (nothing is sent).
         """
+        api = self._with_extras(extra_headers, extra_query)
         if isinstance(workflow_ids, str):
             raise TypeError("workflow_ids must be an iterable of ids, not one string")
         ids = [check_id(workflow_id, "workflow_ids[]") for workflow_id in workflow_ids]
@@ -322,36 +355,49 @@ class WorkflowLeads(APIResource):
         _status_param(status)
 
         def open_list(workflow_id: str) -> PagedIterator[WorkflowLead]:
-            return self.list(
+            return api.list(
                 workflow_id, status=status, page_size=page_size, dedupe=dedupe, timeout=timeout
             )
 
         return ManyPagedIterator(
-            ids, open_list, ahead=self._client.max_concurrency, tag=_tag_workflow
+            ids, open_list, ahead=api._client.max_concurrency, tag=_tag_workflow
         )
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def history(
-        self, workflow_id: str, lead_id: str, *, timeout: float | None = None
+        self,
+        workflow_id: str,
+        lead_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> LeadHistory:
         """A lead and the steps it went through, oldest first.
 
         Raises:
             NotFoundError: The workflow or lead does not exist.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_id(lead_id, "lead_id")
         path = encode_path("workflows", workflow_id, "leads", lead_id, "history")
-        return await self._get(path, cast_to=LeadHistory, timeout=timeout)
+        return await api._get(path, cast_to=LeadHistory, timeout=timeout)
 
     async def variable_keys(
-        self, workflow_id: str, *, timeout: float | None = None
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> builtins.list[str]:
         """The dynamic-variable keys the workflow's leads carry (the non-phone columns)."""
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         path = encode_path("workflows", workflow_id, "leads", "variable-keys")
-        return (await self._get(path, cast_to=VariableKeys, timeout=timeout)).keys
+        return (await api._get(path, cast_to=VariableKeys, timeout=timeout)).keys
 
     def stalled(
         self,
@@ -360,6 +406,8 @@ class WorkflowLeads(APIResource):
         older_than: timedelta,
         now: datetime | None = None,
         max_concurrency: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> StalledLeads:
         """In-progress leads whose current step started longer ago than ``older_than``.
 
@@ -375,11 +423,14 @@ class WorkflowLeads(APIResource):
             older_than: How long a step may run before the lead counts as stalled.
             now: The reference time (default: the current time, UTC).
             max_concurrency: History requests in flight at once; at most the session's cap.
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Returns:
             A :class:`~dialnexa_async.StalledLeads`: ``async for lead, since in it``,
             ``async with``, ``aclose()``, ``.stats``.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         if not isinstance(older_than, timedelta):
             raise TypeError(f"older_than must be a timedelta, got {type(older_than).__name__}")
@@ -387,11 +438,11 @@ class WorkflowLeads(APIResource):
             raise ValueError("older_than must not be negative")
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
             raise ValueError("now must be a timezone-aware datetime")
-        concurrency = self._concurrency(max_concurrency)
-        leads = self.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
+        concurrency = api._concurrency(max_concurrency)
+        leads = api.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
         return StalledLeads(
             leads,
-            partial(self._history_if_any, workflow_id),
+            partial(api._history_if_any, workflow_id),
             cutoff=(now or datetime.now(UTC)) - older_than,
             concurrency=concurrency,
         )
@@ -404,7 +455,15 @@ class WorkflowLeads(APIResource):
 
     # -- removing ---------------------------------------------------------------------------
 
-    async def remove(self, workflow_id: str, lead_id: str, *, timeout: float | None = None) -> None:
+    async def remove(
+        self,
+        workflow_id: str,
+        lead_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
+    ) -> None:
         """Remove one lead from a workflow; in-flight steps finish, later steps are cancelled.
 
         A removal that had to be re-sent (its first answer was lost) and is then answered
@@ -414,10 +473,11 @@ class WorkflowLeads(APIResource):
             NotFoundError: The workflow or lead does not exist, or the lead is not in it.
             ConflictError: The lead is already completed or removed.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_id(lead_id, "lead_id")
         path = encode_path("workflows", workflow_id, "leads", lead_id)
-        await self._delete(path, timeout=timeout, ok_after_retry=frozenset({404, 409}))
+        await api._delete(path, timeout=timeout, ok_after_retry=frozenset({404, 409}))
 
     # -- enrolling --------------------------------------------------------------------------
 
@@ -436,6 +496,8 @@ class WorkflowLeads(APIResource):
         skip_existing: bool = False,
         encoding: str | None = None,
         workbook_limits: WorkbookLimits | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> EnrollmentResult:
         """Enrol leads from a file or from rows; every row is accounted for.
 
@@ -469,6 +531,8 @@ class WorkflowLeads(APIResource):
             encoding: A CSV file's text encoding (default UTF-8, with or without a BOM).
             workbook_limits: Bounds an .xlsx must stay within (default
                 :class:`~dialnexa_async.WorkbookLimits`).
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Returns:
             An :class:`EnrollmentResult`; ``result.failed`` and ``result.unknown`` hold every
@@ -482,6 +546,7 @@ class WorkflowLeads(APIResource):
             EnrollmentError: The run stopped early for a reason outside the API (see
                 ``on_progress``), or ``raise_on_error`` and an upload did not go through.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         check_int_range(chunk_size, "chunk_size", 1, MAX_CHUNK_SIZE)
         check_timeout(timeout)
@@ -492,15 +557,15 @@ class WorkflowLeads(APIResource):
         if not isinstance(skip_existing, bool):
             raise TypeError(f"skip_existing must be a bool, got {type(skip_existing).__name__}")
         journal_path = _journal_path(journal)
-        concurrency = self._concurrency(max_concurrency)
-        if self._client.closed:
+        concurrency = api._concurrency(max_concurrency)
+        if api._client.closed:
             raise RuntimeError("this AsyncDialNexa is closed")
         path = encode_path("workflows", workflow_id, "leads")
         plan = EnrollmentPlan(
             workflow_id=workflow_id,
-            send=lambda file: self._post(path, cast_to=Enrollment, file=file, timeout=timeout),
-            closed=lambda: self._client.closed,
-            phone_numbers=partial(self._phone_numbers, workflow_id) if skip_existing else None,
+            send=lambda file: api._post(path, cast_to=Enrollment, file=file, timeout=timeout),
+            closed=lambda: api._client.closed,
+            phone_numbers=partial(api._phone_numbers, workflow_id) if skip_existing else None,
             journal=journal_path,
             encoding=encoding,
             workbook_limits=workbook_limits,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from functools import partial
 from operator import attrgetter
 from typing import Any, Literal
@@ -64,6 +65,8 @@ class Workflows(APIResource):
         description: str | None = None,
         status: WorkflowStatus | str = WorkflowStatus.DRAFT,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> Workflow:
         """Create a workflow.
 
@@ -72,17 +75,20 @@ class Workflows(APIResource):
             description: Free text.
             status: ``draft`` (default), ``active``, ``paused``, ``completed`` or ``cancelled``.
             timeout: Overrides the session's total timeout for this call, in seconds.
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Creation is not idempotent: it is retried only when the server certainly did not take it
         (429, 503 with ``Retry-After``, or a connection that failed before sending).
         """
+        api = self._with_extras(extra_headers, extra_query)
         body: dict[str, str] = {
             "title": check_title(title),
             "status": check_choice(status, "status", WorkflowStatus),
         }
         if check_optional_str(description, "description") is not None:
             body["description"] = description  # type: ignore[assignment]
-        return await self._post(
+        return await api._post(
             encode_path("workflows"), cast_to=Workflow, body=body, timeout=timeout
         )
 
@@ -94,6 +100,8 @@ class Workflows(APIResource):
         page_size: int = 20,
         max_concurrency: int | None = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> PagedIterator[Workflow]:
         """Every workflow of the workspace, fetched concurrently and yielded in order.
 
@@ -106,10 +114,13 @@ class Workflows(APIResource):
             page_size: Workflows per request, 1..100.
             max_concurrency: Page requests in flight at once; at most the session's cap.
             timeout: Per-request total timeout, in seconds.
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         Returns:
             A :class:`PagedIterator` of :class:`Workflow`.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
         params: dict[str, str] = {}
         if sort_by is not None:
@@ -118,26 +129,34 @@ class Workflows(APIResource):
             if sort_order not in ("ASC", "DESC"):
                 raise ValueError(f"sort_order must be 'ASC' or 'DESC', got {sort_order!r}")
             params["sortOrder"] = sort_order
-        concurrency = self._concurrency(max_concurrency)
+        concurrency = api._concurrency(max_concurrency)
         path = encode_path("workflows")
         return PagedIterator(
-            self._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
+            api._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_workflows, limit=page_size, path=path),
             concurrency=concurrency,
             key=attrgetter("id"),
             describe=("GET", path),
-            registry=self._iterators,
+            registry=api._iterators,
         )
 
-    async def get(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+    async def get(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
+    ) -> Workflow:
         """One workflow by id.
 
         Raises:
             NotFoundError: No such workflow.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         path = encode_path("workflows", workflow_id)
-        return await self._get(path, cast_to=Workflow, timeout=timeout)
+        return await api._get(path, cast_to=Workflow, timeout=timeout)
 
     async def set_status(
         self,
@@ -145,12 +164,16 @@ class Workflows(APIResource):
         action: WorkflowAction | str,
         *,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
     ) -> Workflow:
         """Apply a status action (``PATCH /workflows/{id}/status``); returns the workflow.
 
         Args:
             workflow_id: The workflow.
             action: ``activate``, ``pause``, ``resume`` or ``deactivate``.
+            extra_headers: Headers added to this call's requests.
+            extra_query: Query parameters added to this call's requests.
 
         A transition sets a state, so it is retried like a read. When a retried action is
         answered 409 (the lost first attempt already applied it), the workflow is read back and
@@ -161,18 +184,19 @@ class Workflows(APIResource):
             ConflictError: The action does not apply to the workflow's current status.
             NotFoundError: No such workflow.
         """
+        api = self._with_extras(extra_headers, extra_query)
         check_id(workflow_id, "workflow_id")
         chosen = WorkflowAction(check_choice(action, "action", WorkflowAction))
         path = encode_path("workflows", workflow_id, "status")
         with operation("dialnexa.set_status", workflow_id=workflow_id, action=chosen.value):
-            response = await self._patch(
+            response = await api._patch(
                 path,
                 body={"action": chosen.value},
                 timeout=timeout,
                 ok_after_retry=frozenset({409}),
             )
         if response.status == 409:
-            workflow = await self.get(workflow_id, timeout=timeout)
+            workflow = await api.get(workflow_id, timeout=timeout)
             expected = _ACTION_RESULTS.get(chosen)
             if expected is not None and workflow.status != expected:
                 raise ConflictError(
@@ -187,18 +211,50 @@ class Workflows(APIResource):
             response.payload, Workflow, method="PATCH", path=path, status_code=response.status
         )
 
-    async def activate(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+    async def activate(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
+    ) -> Workflow:
         """Start a draft workflow: its leads begin moving through the nodes."""
-        return await self.set_status(workflow_id, WorkflowAction.ACTIVATE, timeout=timeout)
+        api = self._with_extras(extra_headers, extra_query)
+        return await api.set_status(workflow_id, WorkflowAction.ACTIVATE, timeout=timeout)
 
-    async def pause(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+    async def pause(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
+    ) -> Workflow:
         """Pause an active workflow: no further steps start until it is resumed."""
-        return await self.set_status(workflow_id, WorkflowAction.PAUSE, timeout=timeout)
+        api = self._with_extras(extra_headers, extra_query)
+        return await api.set_status(workflow_id, WorkflowAction.PAUSE, timeout=timeout)
 
-    async def resume(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+    async def resume(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
+    ) -> Workflow:
         """Resume a paused workflow."""
-        return await self.set_status(workflow_id, WorkflowAction.RESUME, timeout=timeout)
+        api = self._with_extras(extra_headers, extra_query)
+        return await api.set_status(workflow_id, WorkflowAction.RESUME, timeout=timeout)
 
-    async def deactivate(self, workflow_id: str, *, timeout: float | None = None) -> Workflow:
+    async def deactivate(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int] | None = None,
+    ) -> Workflow:
         """Deactivate an active or paused workflow."""
-        return await self.set_status(workflow_id, WorkflowAction.DEACTIVATE, timeout=timeout)
+        api = self._with_extras(extra_headers, extra_query)
+        return await api.set_status(workflow_id, WorkflowAction.DEACTIVATE, timeout=timeout)
