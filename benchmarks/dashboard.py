@@ -1,7 +1,7 @@
 """What a dashboard refresher costs: counts for many workflows, and client CPU per lead.
 
     python -m benchmarks.dashboard [--workflows 500] [--latency-ms 20] [--leads 20000]
-                                   [--rounds 5]
+                                   [--rounds 9]
 
 ``--workflows 0`` runs the CPU comparison alone.
 
@@ -11,10 +11,11 @@ In the same run, with the fake server in a process of its own:
   requests each) at ``--latency-ms``, under the session's cap of 8: the requests sent, the wall
   time, and the limit for 8 in flight (``ceil(requests / 8)`` round trips);
 * **client CPU per lead** of a full scan of ``--leads`` leads from a server that answers at once
-  (``time.process_time`` of the client process, the best of ``--rounds`` rounds, the three
-  taken in turn within each round): a hand-written aiohttp + orjson scan
-  to plain dicts (the floor), the SDK, and the same aiohttp scan decoding each page with an
-  equivalent pydantic v2 model (``model_validate_json``).
+  (``time.process_time`` of the client process, the three taken in turn within each of
+  ``--rounds`` rounds; the best of each, and the median over rounds of the ratios within a
+  round): a hand-written aiohttp + orjson scan to plain dicts (the floor), the SDK, and the
+  same aiohttp scan decoding each page with an equivalent pydantic v2 model
+  (``model_validate_json``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import math
+import statistics
 import subprocess
 import sys
 import time
@@ -88,8 +90,10 @@ def counts_many(server: dict[str, str], repeat: int) -> tuple[int, float, float]
     return asyncio.run(run())
 
 
-def cpu_per_lead(url: str, key: str, workflow: str, leads: int, rounds: int) -> dict[str, float]:
-    """Client CPU seconds per lead of a full scan, three ways, the best of ``rounds`` each."""
+def cpu_per_lead(
+    url: str, key: str, workflow: str, leads: int, rounds: int
+) -> dict[str, list[float]]:
+    """Client CPU seconds per lead of a full scan, three ways, in each of ``rounds`` rounds."""
     headers = {"Authorization": f"Bearer {key}"}
     pages = math.ceil(leads / 100)
 
@@ -115,7 +119,7 @@ def cpu_per_lead(url: str, key: str, workflow: str, leads: int, rounds: int) -> 
             count += 1
         return count
 
-    async def measure() -> dict[str, float]:
+    async def measure() -> dict[str, list[float]]:
         async with (
             aiohttp.ClientSession(headers=headers) as session,
             AsyncDialNexa(key, base_url=url) as dn,
@@ -125,26 +129,26 @@ def cpu_per_lead(url: str, key: str, workflow: str, leads: int, rounds: int) -> 
                 "sdk": partial(sdk, dn),
                 "pydantic": partial(by_hand, session, models),
             }
-            return await best_cpu(scans, leads, rounds)
+            return await cpu_rounds(scans, leads, rounds)
 
     return asyncio.run(measure())
 
 
-async def best_cpu(
+async def cpu_rounds(
     scans: dict[str, Callable[[], Awaitable[int]]], leads: int, rounds: int
-) -> dict[str, float]:
-    """The least CPU per lead of each scan over ``rounds`` rounds, taken in turn within each
-    round (so that a machine slowing down for a while weighs on all three alike)."""
+) -> dict[str, list[float]]:
+    """CPU seconds per lead of each scan in each of ``rounds`` rounds, the scans taken in turn
+    within a round (so that a machine slowing down for a while weighs on all of them alike)."""
     for scan in scans.values():
         await scan()  # warm: connections, caches
-    best = dict.fromkeys(scans, math.inf)
+    taken: dict[str, list[float]] = {name: [] for name in scans}
     for _ in range(rounds):
         for name, scan in scans.items():
             started = time.process_time()
             count = await scan()
-            best[name] = min(best[name], time.process_time() - started)
+            taken[name].append((time.process_time() - started) / leads)
             assert count == leads, (name, count, leads)
-    return {name: seconds / leads for name, seconds in best.items()}
+    return taken
 
 
 def report_counts_many(workflows: int, latency_ms: float, repeat: int) -> None:
@@ -164,19 +168,26 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of the CPU comparison")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of the CPU comparison")
     args = parser.parse_args()
     if args.workflows > 0:
         report_counts_many(args.workflows, args.latency_ms, args.repeat)
     with dashboard_server(1, args.leads, 0.0) as server:
         cpu = cpu_per_lead(server["url"], server["key"], server["ids"][0], args.leads, args.rounds)
     print(f"client CPU per lead, full scan of {args.leads:,} leads, server answering at once:")
+    print(f"  (best of {args.rounds} rounds; ratios: the median of the rounds' own ratios)")
     for name in ("floor", "sdk", "pydantic"):
-        print(f"  {name:<9} {cpu[name] * 1e6:6.2f} us")
+        print(f"  {name:<9} {min(cpu[name]) * 1e6:6.2f} us")
     print(
-        f"  SDK / floor {cpu['sdk'] / cpu['floor']:.2f}x   "
-        f"pydantic / SDK {cpu['pydantic'] / cpu['sdk']:.2f}x"
+        f"  SDK / floor {median_ratio(cpu['sdk'], cpu['floor']):.2f}x   "
+        f"pydantic / SDK {median_ratio(cpu['pydantic'], cpu['sdk']):.2f}x"
     )
+
+
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median over rounds of one scan's CPU over another's in the same round: steadier on a
+    shared machine than a ratio of bests, which can pair a lucky run with an unlucky one."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 if __name__ == "__main__":
