@@ -2,7 +2,9 @@
 
     python -m benchmarks.decode [--pages 200] [--repeat 7]
 
-Page bodies are what the fake server sends (100 leads each). Measured, best of ``--repeat``:
+Page bodies are what the fake server sends (100 leads each). Measured in ``--repeat`` rounds,
+each way in turn within a round (CPU time; rates from the best round of each, ratios the
+median over rounds of the two ways' times in the same round):
 
 * ``json.loads`` alone (plain dicts, the floor);
 * ``json.loads`` + the SDK's converter (``decode_page`` → ``Page[WorkflowLead]``);
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -63,14 +66,19 @@ def bodies(pages: int) -> list[bytes]:
     return out
 
 
-def leads_per_second(work: Callable[[bytes], object], pages: list[bytes], repeat: int) -> float:
-    best = float("inf")
+def seconds_per_round(
+    works: dict[str, Callable[[bytes], object]], pages: list[bytes], repeat: int
+) -> dict[str, list[float]]:
+    """CPU seconds each way of decoding takes for all ``pages``, in each of ``repeat`` rounds,
+    the ways taken in turn within a round (a machine slowing down weighs on all alike)."""
+    taken: dict[str, list[float]] = {name: [] for name in works}
     for _ in range(repeat):
-        started = time.perf_counter()
-        for body in pages:
-            work(body)
-        best = min(best, time.perf_counter() - started)
-    return len(pages) * PAGE / best
+        for name, work in works.items():
+            started = time.process_time()
+            for body in pages:
+                work(body)
+            taken[name].append(time.process_time() - started)
+    return taken
 
 
 def sdk_stdlib(body: bytes) -> object:
@@ -95,27 +103,31 @@ def main() -> None:
         (b.id, b.enrolled_at, b.status) for b in theirs
     ]
     assert {type(a.status) for a in ours} == {type(b.status) for b in theirs} == {LeadStatus}
-    rates = {
-        "json.loads (dicts, the floor)": leads_per_second(json.loads, pages, args.repeat),
-        "SDK: json.loads + converter": leads_per_second(sdk_stdlib, pages, args.repeat),
-        f"SDK as shipped ({JSON_PARSER} + converter)": leads_per_second(
-            sdk_shipped, pages, args.repeat
+    works: dict[str, Callable[[bytes], object]] = {
+        "json.loads (dicts, the floor)": json.loads,
+        "SDK: json.loads + converter": sdk_stdlib,
+        f"SDK as shipped ({JSON_PARSER} + converter)": sdk_shipped,
+        "pydantic v2: json.loads + model_validate": lambda body: PydanticPage.model_validate(
+            json.loads(body)
         ),
-        "pydantic v2: json.loads + model_validate": leads_per_second(
-            lambda body: PydanticPage.model_validate(json.loads(body)), pages, args.repeat
-        ),
-        "pydantic v2: model_validate_json": leads_per_second(
-            PydanticPage.model_validate_json, pages, args.repeat
-        ),
+        "pydantic v2: model_validate_json": PydanticPage.model_validate_json,
     }
-    print(f"{args.pages * PAGE} leads in pages of {PAGE}, best of {args.repeat}")
-    for name, rate in rates.items():
-        print(f"  {name:<44} {rate:>10,.0f} leads/s")
-    names = list(rates)
-    print(f"converter vs pydantic, both after json.loads: {rates[names[1]] / rates[names[3]]:.2f}x")
+    taken = seconds_per_round(works, pages, args.repeat)
+    leads = args.pages * PAGE
+    print(f"{leads} leads in pages of {PAGE}, best of {args.repeat} rounds")
+    for name, seconds in taken.items():
+        print(f"  {name:<44} {leads / min(seconds):>10,.0f} leads/s")
+    _, stdlib, shipped, pydantic, pydantic_json = taken.values()
+    # Ratios: the median over rounds of the two ways' times within the same round.
+    print(f"converter vs pydantic, both after json.loads: {median_ratio(pydantic, stdlib):.2f}x")
     print(
-        f"SDK as shipped vs pydantic model_validate_json: {rates[names[2]] / rates[names[4]]:.2f}x"
+        "SDK as shipped vs pydantic model_validate_json: "
+        f"{median_ratio(pydantic_json, shipped):.2f}x"
     )
+
+
+def median_ratio(slower: list[float], faster: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(slower, faster, strict=True))
 
 
 if __name__ == "__main__":
