@@ -1,4 +1,6 @@
+import copy
 import json
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -272,3 +274,5 @@ def test_a_lead_from_the_fast_path_is_a_frozen_workflow_lead() -> None:
         lead.status = "completed"  # type: ignore[misc]
     assert attrs.evolve(lead, status=LeadStatus.COMPLETED).status is LeadStatus.COMPLETED
     assert lead == WorkflowLead(id="wlead_1", phone_number="+919800000000", status="pending")
+    assert pickle.loads(pickle.dumps(lead)) == lead  # noqa: S301 - our own bytes
+    assert copy.copy(lead) == lead
