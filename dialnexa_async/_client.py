@@ -172,7 +172,7 @@ class Client:
         url = self._base_url + path
         if params and self._extra_query and not self._extra_query.keys().isdisjoint(params):
             clash = ", ".join(repr(key) for key in self._extra_query if key in params)
-            raise ValueError(f"extra_query cannot set {clash}: the SDK sets it for this call")
+            raise ValueError(f"extra_query and this call's own parameters both set {clash}")
         query = {**self._extra_query, **params} if params else self._extra_query
         if query:
             url += "?" + _query_string(query)

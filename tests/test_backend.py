@@ -310,6 +310,15 @@ async def test_bad_per_call_extras_are_refused_before_sending(
     assert transport.requests == []
 
 
+async def test_extra_query_never_silently_overrides_a_calls_own_parameter() -> None:
+    transport = MockTransport(lambda request: HTTPResponse.json({}))
+    async with AsyncDialNexa(API_KEY, transport=transport) as dn:
+        tuned = dn.with_options(extra_query={"view": "full"})
+        with pytest.raises(ValueError, match="'view'"):
+            await tuned.request("GET", "/workflows", params={"view": "short"})
+    assert transport.requests == []
+
+
 async def test_extra_query_takes_numbers_and_any_name_the_sdk_does_not_use() -> None:
     transport = MockTransport(lambda request: HTTPResponse.json({"id": "wf_1"}))
     async with AsyncDialNexa(API_KEY, transport=transport) as dn:
