@@ -208,6 +208,9 @@ _FAST_FIELDS = {"id", "phone_number", "status", "current_node_id", "enrolled_at"
 if _FAST_FIELDS | {"metadata"} != _LEAD_FIELDS:  # pragma: no cover - a guard for maintainers
     raise RuntimeError("WorkflowLead changed: update its fast path in _convert")
 
+# WorkflowLead's own slots, in its order: the layout __class__ assignment requires.
+_LEAD_SLOTS: tuple[str, ...] = WorkflowLead.__slots__  # type: ignore[attr-defined]
+
 
 class _LeadInTheMaking:
     """A WorkflowLead being filled in: the same slots, without the frozen ``__setattr__``.
@@ -219,15 +222,7 @@ class _LeadInTheMaking:
     What a frozen class forbids is changing a lead after it is built, and nothing here does.
     """
 
-    __slots__ = (  # noqa: RUF023 - WorkflowLead's own order, checked below
-        "id",
-        "phone_number",
-        "status",
-        "current_node_id",
-        "enrolled_at",
-        "workflow_id",
-        "metadata",
-    )
+    __slots__ = _LEAD_SLOTS
     id: str
     phone_number: str | None
     status: LeadStatus | str | None
@@ -235,11 +230,6 @@ class _LeadInTheMaking:
     enrolled_at: datetime | None
     workflow_id: str | None
     metadata: dict[str, object]
-
-
-_LEAD_SLOTS = getattr(WorkflowLead, "__slots__", ())
-if _LeadInTheMaking.__slots__ != _LEAD_SLOTS:  # pragma: no cover - a guard for maintainers
-    raise RuntimeError("WorkflowLead's slots changed: update _LeadInTheMaking in _convert")
 
 
 class _Unusual(Exception):  # a control-flow signal; never leaves this module
