@@ -345,18 +345,10 @@ class Client:
         return leases
 
     async def _acquire_within(self, wait: float) -> list[Lease] | None:
-        """The same slots, or ``None`` when ``wait`` seconds ran out first."""
-        leases: list[Lease] = []
-        try:
-            with anyio.move_on_after(wait):
-                leases.append(await self._local.acquire())
-                if self.shared_limiter is not None:
-                    leases.append(await self.shared_limiter.acquire())
-                return leases
-        except BaseException:
-            await self._release(leases)
-            raise
-        await self._release(leases)
+        """The same slots, or ``None`` when ``wait`` seconds ran out first (a slot taken by
+        then is given back by :meth:`_acquire` as the wait is cancelled)."""
+        with anyio.move_on_after(wait):
+            return await self._acquire()
         return None
 
     async def _release(self, leases: list[Lease]) -> None:
