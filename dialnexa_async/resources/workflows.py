@@ -220,8 +220,13 @@ class Workflows(APIResource):
         extra_query: Mapping[str, str | int] | None = None,
     ) -> Workflow:
         """Start a draft workflow: its leads begin moving through the nodes."""
-        api = self._with_extras(extra_headers, extra_query)
-        return await api.set_status(workflow_id, WorkflowAction.ACTIVATE, timeout=timeout)
+        return await self.set_status(
+            workflow_id,
+            WorkflowAction.ACTIVATE,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
 
     async def pause(
         self,
@@ -232,8 +237,13 @@ class Workflows(APIResource):
         extra_query: Mapping[str, str | int] | None = None,
     ) -> Workflow:
         """Pause an active workflow: no further steps start until it is resumed."""
-        api = self._with_extras(extra_headers, extra_query)
-        return await api.set_status(workflow_id, WorkflowAction.PAUSE, timeout=timeout)
+        return await self.set_status(
+            workflow_id,
+            WorkflowAction.PAUSE,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
 
     async def resume(
         self,
@@ -244,8 +254,13 @@ class Workflows(APIResource):
         extra_query: Mapping[str, str | int] | None = None,
     ) -> Workflow:
         """Resume a paused workflow."""
-        api = self._with_extras(extra_headers, extra_query)
-        return await api.set_status(workflow_id, WorkflowAction.RESUME, timeout=timeout)
+        return await self.set_status(
+            workflow_id,
+            WorkflowAction.RESUME,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
 
     async def deactivate(
         self,
@@ -256,5 +271,10 @@ class Workflows(APIResource):
         extra_query: Mapping[str, str | int] | None = None,
     ) -> Workflow:
         """Deactivate an active or paused workflow."""
-        api = self._with_extras(extra_headers, extra_query)
-        return await api.set_status(workflow_id, WorkflowAction.DEACTIVATE, timeout=timeout)
+        return await self.set_status(
+            workflow_id,
+            WorkflowAction.DEACTIVATE,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
