@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import math
-import statistics
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from functools import partial
 import aiohttp
 import orjson
 
-from benchmarks.decode import PydanticPage
+from benchmarks.decode import PydanticPage, median_ratio
 from dialnexa_async import AsyncDialNexa
 
 
@@ -182,12 +181,6 @@ def main() -> None:
         f"  SDK / floor {median_ratio(cpu['sdk'], cpu['floor']):.2f}x   "
         f"pydantic / SDK {median_ratio(cpu['pydantic'], cpu['sdk']):.2f}x"
     )
-
-
-def median_ratio(numerators: list[float], denominators: list[float]) -> float:
-    """The median over rounds of one scan's CPU over another's in the same round: steadier on a
-    shared machine than a ratio of bests, which can pair a lucky run with an unlucky one."""
-    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 if __name__ == "__main__":

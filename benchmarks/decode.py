@@ -126,8 +126,10 @@ def main() -> None:
     )
 
 
-def median_ratio(slower: list[float], faster: list[float]) -> float:
-    return statistics.median(a / b for a, b in zip(slower, faster, strict=True))
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median over rounds of one way's time over another's in the same round: steadier on a
+    shared machine than a ratio of bests, which can pair a lucky run with an unlucky one."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 if __name__ == "__main__":
