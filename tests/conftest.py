@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,14 @@ from ._aioresponses_compat import install as install_aioresponses_compat
 
 SAMPLES = Path(__file__).parent / "samples"
 API_KEY = "dnx_secret_0123456789abcdef"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background by a non-interactive shell (`make test &` in a script)
+    # has SIGINT ignored, and so would every CLI process the tests stop with Ctrl-C as a person
+    # would: they would never stop. The tests' own children must hear it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def seed_sample(name: str) -> Any:
