@@ -16,7 +16,6 @@ the field that was wrong.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import NoneType, UnionType
@@ -437,23 +436,37 @@ def _first(raw: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+# More items than any list of leads holds: a count above it is a broken answer, not a plan.
+MAX_COUNT = 10**12
+
+
+def _count(value: Any, name: str, least: int) -> int:
+    number = _structure_int(value, int)
+    if not least <= number <= MAX_COUNT:
+        raise ValueError(f"{name} = {number if number < 10**20 else 'a huge number'} is absurd")
+    return number
+
+
 def _page_meta(payload: Mapping[str, Any], n_items: int, page: int, limit: int) -> PageMeta:
     meta = payload.get("meta")
-    meta = meta if isinstance(meta, Mapping) else {}
+    if meta is None:
+        meta = {}
+    elif not isinstance(meta, Mapping):
+        raise TypeError(f"expected an object, got {type(meta).__name__}")
     total_raw = _first(meta, "total", "totalItems", "total_items")
     if total_raw is None:
         total_raw = payload.get("count")
     # No count at all: this page is all there is.
-    total = (page - 1) * limit + n_items if total_raw is None else _structure_int(total_raw, int)
+    total = (page - 1) * limit + n_items if total_raw is None else _count(total_raw, "total", 0)
     page_raw = _first(meta, "page", "currentPage", "current_page")
     limit_raw = _first(meta, "limit", "itemsPerPage", "items_per_page", "per_page")
     got_page = page if page_raw is None else _structure_int(page_raw, int)
-    got_limit = limit if limit_raw is None else _structure_int(limit_raw, int)
+    got_limit = limit if limit_raw is None else _count(limit_raw, "limit", 1)
     pages_raw = _first(meta, "totalPages", "total_pages")
     if pages_raw is None:
-        total_pages = math.ceil(total / got_limit) if got_limit > 0 else 0
+        total_pages = -(-total // got_limit)
     else:
-        total_pages = _structure_int(pages_raw, int)
+        total_pages = _count(pages_raw, "totalPages", 0)
     return PageMeta(page=got_page, limit=got_limit, total=total, total_pages=total_pages)
 
 

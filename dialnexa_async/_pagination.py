@@ -12,30 +12,27 @@ iterator (its docstring says why plain tasks, not a task group, and when they ar
 awaited). The session-wide cap on concurrent requests is an :class:`anyio.CapacityLimiter` in
 the client.
 
-The plan: the scan runs to the larger of the server's ``totalPages`` and ``ceil(total /
-limit)``, growing when a later page says the list grew, and it ends early on a short or empty
-page. Once a server's two counts disagree, neither is trusted to end the scan: it goes on past
-a full last page until a short or empty one. ``max_pages`` caps it. A slice
-(``pages=range(a, b)``, a shard of a split scan) starts at page ``a``, learns the plan from it,
-and ends at page ``b - 1`` at the latest.
+The plan: every page is judged by :class:`~dialnexa_async._page_rules.PageRules` before
+the consumer sees it. It learns the server's real page size from the first page, checks each page
+against the total, reads a page that contradicts the plan once more, and ends the scan only on a
+page the plan (or, when the counts are false, a short page seen twice) says is the last; a page
+that contradicts the plan twice is a :class:`PaginationError`, never a quiet end. ``max_pages``
+caps a scan. A slice (``pages=range(a, b)``, a shard of a split scan) starts at page ``a``,
+learns the plan from it, and ends at page ``b - 1`` at the latest.
 
-Drift: offset pages shift when leads are added or removed during a scan. An insertion ahead of
-the scan position shows up as leads repeated across a page boundary; those are dropped by id,
-remembering the ids of the last ``2 * window`` pages: every page that can be in flight, plus as
-many again for the shift that one window's worth of insertions causes (memory stays flat: at
-most ``4 * concurrency * limit`` ids). A removal can make a lead skip past the scan; no offset
-pager can see that.
-
-A server that answers with pages made entirely of leads already seen (one that cycles through a
-few pages while claiming many) is stopped: after :func:`max_repeated_pages` such pages in a row
-(more than any drift within the de-duplication window produces) the scan raises
-:class:`PaginationError` instead of requesting pages forever.
+Drift: offset pages shift when leads are added or removed during a scan. An insertion behind
+the scan position shows up as a lead repeated across a page boundary; repeats are dropped by
+id, remembering the ids of the last ``2 * window`` pages (every page that can be in flight, plus
+as many again) and, when the list grows during the scan, as many pages more as the growth fills,
+so memory stays flat for a list that does not grow. More repeats than the list grew by (a lead
+re-sorted behind the scan), or a list that shrinks (a removal can shift a lead past the scan),
+or one that grows faster than the scan reads it, stop the scan with a :class:`PaginationError`:
+reading it again is the only way to see every lead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Hashable, Sequence
@@ -45,6 +42,7 @@ from typing import Any, Generic, Self, TypeVar
 import attrs
 
 from ._concurrency import OrderedTasks, close_generator
+from ._page_rules import END, REREAD, PageRules, PlanViolation, pages_for
 from ._tracing import Operation
 from .errors import PaginationError
 from .models import Page
@@ -58,11 +56,7 @@ __all__ = [
     "PagedIterator",
     "PaginationStats",
     "RecentIds",
-    "is_last_page",
-    "max_repeated_pages",
-    "planned_pages",
     "split_pages",
-    "total_pages_for",
     "window_for",
 ]
 
@@ -74,13 +68,6 @@ DEDUPE_LOOKBACK_PAGES = 3
 PageFetch = Callable[[int], Coroutine[Any, Any, tuple[Any, int]]]
 # Turns a page's parsed JSON into a Page, given its number.
 PageDecode = Callable[[Any, int], Page[T]]
-
-
-def total_pages_for(total: int, limit: int) -> int:
-    """``ceil(total / limit)``; 0 for an empty list."""
-    if limit < 1:
-        raise ValueError("limit must be >= 1")
-    return math.ceil(max(total, 0) / limit)
 
 
 # The last shard of a plan reads to the end of the list, however long it has grown.
@@ -111,28 +98,6 @@ def lookback_for(concurrency: int) -> int:
     return 2 * window_for(concurrency)
 
 
-def max_repeated_pages(concurrency: int) -> int:
-    """Pages made only of ids already seen, in a row, before a scan is declared cycling."""
-    return max(DEDUPE_LOOKBACK_PAGES, window_for(concurrency)) + 1
-
-
-def planned_pages(page: Page[Any], limit: int) -> tuple[int, bool]:
-    """The pages a list has by this page's ``meta`` (the larger of its two counts, at least
-    1), and whether the two counts agree."""
-    meta = page.meta
-    by_total = total_pages_for(meta.total, meta.limit if meta.limit > 0 else limit)
-    return max(1, meta.total_pages, by_total), meta.total_pages == by_total
-
-
-def is_last_page(page: Page[Any], number: int, planned_last: int) -> bool:
-    """Whether the scan ends with page ``number``: a short or empty page, or the last page of
-    the plan (see :func:`planned_pages`)."""
-    size = len(page.data)
-    if size == 0 or size < page.meta.limit:
-        return True
-    return number >= planned_last
-
-
 class RecentIds:
     """The ids of the last ``lookback`` pages, for dropping items repeated across a boundary.
 
@@ -143,7 +108,8 @@ class RecentIds:
     """
 
     def __init__(self, lookback: int = DEDUPE_LOOKBACK_PAGES) -> None:
-        self._lookback = lookback
+        self.lookback = lookback  # may grow, never shrink
+        self.forgotten = 0  # pages whose ids are no longer remembered
         self._pages: deque[Sequence[Hashable]] = deque()
         self._union: set[Hashable] = set()
 
@@ -171,8 +137,9 @@ class RecentIds:
     def _remember(self, kept: Sequence[Hashable]) -> None:
         """Remember a page's kept ids (already in the union); forget the oldest page's."""
         self._pages.append(kept)
-        if len(self._pages) > self._lookback:
+        if len(self._pages) > self.lookback:
             self._union.difference_update(self._pages.popleft())
+            self.forgotten += 1
 
 
 @attrs.define
@@ -184,12 +151,14 @@ class PaginationStats:
         retries: Requests re-sent after a retryable failure.
         duplicates_dropped: Items dropped because a recent page already yielded their id.
         max_in_flight: The most page requests this iterator had in flight at once.
+        rereads: Pages read a second time because they contradicted the scan's plan.
     """
 
     pages_fetched: int = 0
     retries: int = 0
     duplicates_dropped: int = 0
     max_in_flight: int = 0
+    rereads: int = 0
 
 
 class PagedIterator(Generic[T]):
@@ -208,6 +177,7 @@ class PagedIterator(Generic[T]):
         fetch: PageFetch,
         decode: PageDecode[T],
         *,
+        limit: int,
         concurrency: int,
         key: Callable[[T], Hashable],
         dedupe: bool = True,
@@ -231,12 +201,11 @@ class PagedIterator(Generic[T]):
         self._method, self._path = describe
         self._tasks: OrderedTasks[tuple[Any, int]] = OrderedTasks("page", on_done=self._fill)
         self._next_page = self._first + 1
-        self._last_page = 1
-        self._untrusted_counts = False
+        self._rules = PageRules(limit, self._first)
         self._consumed = self._first  # the highest page number handed to the consumer
         self._started = False
         self._closed = False
-        self._first_fetched: tuple[Page[T], int] | None = None
+        self._first_fetched: tuple[Page[T], str] | None = None  # the page and its verdict
         self._span = Operation("dialnexa.scan", {"dialnexa.path": self._path})
         self._span_context = self._span.context()
         self.stats = PaginationStats()
@@ -259,7 +228,7 @@ class PagedIterator(Generic[T]):
             if self._started:
                 raise RuntimeError("first_page() must come before the scan starts")
             raw, attempts = await self._fetch_in_span(self._first)
-            self._first_fetched = (self._decode(raw, self._first), attempts)
+            self._first_fetched = await self._judged(self._first, raw, attempts)
         return self._first_fetched[0]
 
     async def _fetch_in_span(self, number: int) -> tuple[Any, int]:
@@ -341,49 +310,41 @@ class PagedIterator(Generic[T]):
     async def _scan(self) -> AsyncGenerator[Page[T], None]:
         self._start()
         recent = RecentIds(lookback_for(self._concurrency))
-        repeated_limit = max_repeated_pages(self._concurrency)
-        repeated = 0  # pages in a row made only of ids already seen
         previous_ids: list[Hashable] | None = None
         try:
             number = self._first
             if self._first_fetched is None:
                 raw, attempts = await self._fetch_in_span(number)
-                self._first_fetched = (self._decode(raw, number), attempts)
-            page, attempts = self._first_fetched
-            self._count(attempts)
-            self._plan(page)
+                self._first_fetched = await self._judged(number, raw, attempts)
+            page, verdict = self._first_fetched
             while True:
                 ids = list(map(self._key, page.data))
-                if previous_ids is not None and ids and ids == previous_ids:
-                    raise self._error(
-                        f"page {number} repeats page {number - 1}: the server seems to ignore "
-                        "the page parameter"
-                    )
+                same = bool(ids) and ids == previous_ids
                 previous_ids = ids
-                # Judged on the page as sent, before duplicates are dropped.
-                done = is_last_page(page, number, self._last_page)
-                if done and self._untrusted_counts and len(page.data) >= page.meta.limit:
-                    done = False
-                    self._last_page = number + 1
+                done = verdict == END
                 if self._stop_at is not None and number >= self._stop_at:
                     done = True  # the end of this slice
+                # Insertions behind the scan shift a lead read earlier by at most the pages
+                # the list grew by: remember that many pages more.
+                shift = pages_for(self._rules.growth, self._rules.size or 1)
+                recent.lookback = max(recent.lookback, lookback_for(self._concurrency) + shift)
                 keep = recent.filter(ids)
-                if ids and not any(keep):
-                    repeated += 1
-                    if repeated >= repeated_limit:
-                        raise self._error(
-                            f"{repeated} pages in a row (up to page {number}) held only leads "
-                            "already seen: the server seems to cycle through its pages"
-                        )
-                else:
-                    repeated = 0
+                self._check_repeats(number, keep, same_as_previous=same)
+                forgotten_up_to = self._first + recent.forgotten - 1
+                if recent.forgotten and number - forgotten_up_to <= shift:
+                    # A page already forgotten is within the reach of the shift: a lead read
+                    # there could come back as new.
+                    raise self._error(
+                        f"the list grew by {self._rules.growth} leads during the scan, faster "
+                        f"than it was read (page {number}): leads may come back; read it again"
+                    )
                 if self._dedupe:
                     page = self._drop_duplicates(page, keep)
                 if not done:
                     if self._max_pages is not None and number - self._first + 1 >= self._max_pages:
                         raise self._error(
                             f"the list has more than max_pages={self._max_pages} pages "
-                            f"(the server plans {self._last_page})"
+                            f"(the server plans {self._rules.last})"
                         )
                     self._consumed = number
                     self._fill()
@@ -391,9 +352,40 @@ class PagedIterator(Generic[T]):
                 if done:
                     return
                 number += 1
-                page = await self._take(number)
+                page, verdict = await self._take(number)
         finally:
             await self.aclose()
+
+    def _check_repeats(self, number: int, keep: list[bool], *, same_as_previous: bool) -> None:
+        """Account for the leads of page ``number`` already read (see the module docstring):
+        more than the list grew by means a lead may have been missed."""
+        try:
+            self._rules.count_repeats(number, keep.count(False))
+        except PlanViolation as exc:
+            message = str(exc)
+            if same_as_previous:
+                message = (
+                    f"page {number} repeats page {number - 1}: the server seems to ignore the "
+                    "page parameter"
+                )
+            raise self._error(message) from None
+
+    async def _judged(self, number: int, raw: Any, attempts: int) -> tuple[Page[T], str]:
+        """Page ``number`` decoded and judged against the plan (read once more if it
+        contradicts it): the page to hand on, and whether the scan goes on after it."""
+        page = self._decode(raw, number)
+        self._count(attempts)
+        try:
+            verdict = self._rules.judge(number, len(page.data), page.meta, second_look=False)
+            if verdict == REREAD:
+                raw, attempts = await self._fetch_in_span(number)
+                page = self._decode(raw, number)
+                self._count(attempts)
+                self.stats.rereads += 1
+                verdict = self._rules.judge(number, len(page.data), page.meta, second_look=True)
+        except PlanViolation as exc:
+            raise self._error(str(exc)) from None
+        return page, verdict
 
     def _drop_duplicates(self, page: Page[T], keep: list[bool]) -> Page[T]:
         dropped = keep.count(False)
@@ -407,7 +399,7 @@ class PagedIterator(Generic[T]):
         self.stats.pages_fetched += 1
         self.stats.retries += attempts - 1
 
-    async def _take(self, number: int) -> Page[T]:
+    async def _take(self, number: int) -> tuple[Page[T], str]:
         requested = number in self._tasks
         if requested:
             await self._tasks.wait(number)
@@ -420,21 +412,13 @@ class PagedIterator(Generic[T]):
         raw, attempts = await self._tasks.take(number)  # raises the page's error, in order
         # Decoded here, as the consumer reaches it, not in the fetch task: the next request
         # goes out as soon as a response is read, and decoding overlaps the network wait.
-        page = self._decode(raw, number)
-        self._count(attempts)
-        self._plan(page)
-        return page
-
-    def _plan(self, page: Page[T]) -> None:
-        pages, agree = planned_pages(page, page.meta.limit)
-        self._last_page = max(self._last_page, pages)
-        self._untrusted_counts = self._untrusted_counts or not agree
+        return await self._judged(number, raw, attempts)
 
     def _fill(self) -> None:
         """Start page requests while there is room: in flight < concurrency, ahead < window."""
         if self._closed:
             return
-        last = self._last_page
+        last = self._rules.last
         if self._max_pages is not None:
             last = min(last, self._first + self._max_pages - 1)
         if self._stop_at is not None:
@@ -464,6 +448,7 @@ def _add(total: PaginationStats, stats: PaginationStats) -> None:
     total.retries += stats.retries
     total.duplicates_dropped += stats.duplicates_dropped
     total.max_in_flight = max(total.max_in_flight, stats.max_in_flight)
+    total.rereads += stats.rereads
 
 
 class ManyPagedIterator(Generic[T]):

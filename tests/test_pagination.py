@@ -16,37 +16,14 @@ from dialnexa_async import (
     AsyncDialNexa,
     InternalServerError,
     NotFoundError,
-    Page,
-    PageMeta,
     PaginationError,
 )
-from dialnexa_async._pagination import RecentIds, is_last_page, total_pages_for
+from dialnexa_async._pagination import RecentIds
 from dialnexa_async.testing import FakeDialNexa
 
 from .conftest import API_KEY
 
 C = 4  # the session cap used by these tests
-
-
-def _page(size: int, limit: int, total: int, number: int) -> Page[int]:
-    return Page(
-        data=list(range(size)),
-        meta=PageMeta(
-            page=number, limit=limit, total=total, total_pages=total_pages_for(total, limit)
-        ),
-    )
-
-
-@given(total=st.integers(0, 5000), limit=st.integers(1, 100))
-def test_planned_pages_cover_every_item_exactly_once(total: int, limit: int) -> None:
-    pages = max(1, total_pages_for(total, limit))
-    seen = 0
-    for number in range(1, pages + 1):
-        size = max(0, min(limit, total - (number - 1) * limit))
-        seen += size
-        last = is_last_page(_page(size, limit, total, number), number, pages)
-        assert last == (number == pages), (number, pages)
-    assert seen == total
 
 
 @given(st.lists(st.lists(st.integers(0, 30), max_size=10), max_size=10))
@@ -115,7 +92,10 @@ async def test_empty_workflow_yields_nothing(fake: FakeDialNexa, client: AsyncDi
     wf = await client.workflows.create(title="empty")
     iterator = client.workflows.leads.list(wf.id)
     assert await iterator.collect() == []
-    assert iterator.stats.pages_fetched == 1
+    # An empty first page is read twice: a lagging replica's empty page with a total of 0
+    # looks the same as an empty list.
+    assert iterator.stats.pages_fetched == 2
+    assert iterator.stats.rereads == 1
 
 
 async def test_pages_and_stats(fake: FakeDialNexa) -> None:

@@ -19,7 +19,8 @@ from .._concurrency import gather
 from .._convert import VariableKeys, decode_page
 from .._dashboard import StatusCountsMany
 from .._enroll import EnrollmentPlan, ProgressCallback, enroll_source
-from .._pagination import ManyPagedIterator, PagedIterator, split_pages, total_pages_for
+from .._page_rules import pages_for
+from .._pagination import ManyPagedIterator, PagedIterator, split_pages
 from .._sources import DuplicatePolicy
 from .._stalled import StalledLeads
 from .._tracing import operation
@@ -27,7 +28,7 @@ from .._transport import encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_seconds, check_timeout
 from .._watch import LeadWatch
 from .._workbook import WorkbookLimits
-from ..errors import EnrollmentError, NotFoundError
+from ..errors import EnrollmentError, NotFoundError, PaginationError
 from ..models import (
     Enrollment,
     EnrollmentResult,
@@ -157,6 +158,7 @@ class WorkflowLeads(APIResource):
         return PagedIterator(
             api._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_leads, limit=page_size, path=path),
+            limit=page_size,
             concurrency=concurrency,
             key=attrgetter("id"),
             dedupe=dedupe,
@@ -194,7 +196,7 @@ class WorkflowLeads(APIResource):
         check_int_range(shards, "shards", 1)
         check_int_range(page_size, "page_size", 1, MAX_PAGE_SIZE)
         total = await api.count(workflow_id, status=status, timeout=timeout)
-        return split_pages(total_pages_for(total, page_size), shards)
+        return split_pages(pages_for(total, page_size), shards)
 
     async def count(
         self,
@@ -205,10 +207,30 @@ class WorkflowLeads(APIResource):
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, str | int] | None = None,
     ) -> int:
-        """How many leads a workflow has (in ``status``, if given), from one ``limit=1`` request."""
+        """How many leads a workflow has (in ``status``, if given), from one ``limit=1`` request.
+
+        The answer is checked as a scan checks its pages: a count its own page contradicts (a
+        lead on the page of an empty list, no lead on the page of a list that has some) is read
+        once more, then raises :class:`PaginationError` rather than give a wrong number.
+        """
         api = self._with_extras(extra_headers, extra_query)
-        page = await api.page(workflow_id, page=1, limit=1, status=status, timeout=timeout)
-        return page.meta.total
+        for second_look in (False, True):
+            page = await api.page(workflow_id, page=1, limit=1, status=status, timeout=timeout)
+            total, count = page.meta.total, len(page.data)
+            if count > 1:  # a server that ignores ``limit`` and sends the whole list
+                if total >= count:
+                    return total
+            elif count == min(1, total):
+                return total
+            if second_look:
+                break
+        path = encode_path("workflows", workflow_id, "leads")
+        raise PaginationError(
+            f"the count of {total} leads contradicts its own page, which holds {count}, "
+            "the second time it was read too",
+            method="GET",
+            path=path,
+        )
 
     async def status_counts(
         self,

@@ -134,6 +134,7 @@ class Workflows(APIResource):
         return PagedIterator(
             api._page_fetcher(path, limit=page_size, params=params, timeout=timeout),
             partial(_decode_workflows, limit=page_size, path=path),
+            limit=page_size,
             concurrency=concurrency,
             key=attrgetter("id"),
             describe=("GET", path),

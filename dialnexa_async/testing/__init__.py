@@ -13,6 +13,10 @@
 ``Hostile`` makes it answer as a hostile or broken server would (redirects, oversize and
 gzip-bomb bodies, deeply nested JSON, an echoed key, cycling pages, inconsistent ``meta``).
 
+``HostilePages`` is a model of a lead-list server that pages badly (clamped, short or empty
+pages, lying or absurd ``meta``, a list that changes mid-scan), to run scans against through a
+``MockTransport``; it knows which leads a scan must yield.
+
 ``MockTransport(handler)`` is the client without sockets: everything above the transport runs
 for real, and ``handler`` answers each attempt.
 
@@ -22,6 +26,7 @@ With pytest, the plugin (registered automatically on install) gives the fixtures
 """
 
 from ._mock import MockTransport
+from ._pages import HostilePages, Mutation
 from ._redis import RedisServer, redis_binary, redis_server
 from ._server import (
     DEFAULT_API_KEY,
@@ -41,8 +46,10 @@ __all__ = [
     "FakeStore",
     "Faults",
     "Hostile",
+    "HostilePages",
     "Interceptor",
     "MockTransport",
+    "Mutation",
     "RedisServer",
     "redis_binary",
     "redis_server",
