@@ -11,7 +11,7 @@
 
 from ._dashboard import DashboardStats, StatusCountsMany, WorkflowCounts
 from ._journal import JournalSummary, read_journal
-from ._limiter import Lease, Limiter, LocalLimiter
+from ._limiter import Lease, Limiter, LocalLimiter, RunLock
 from ._pagination import ManyPagedIterator, PagedIterator, PaginationStats
 from ._session import AsyncDialNexa
 from ._stalled import StalledLeads, StalledStats
@@ -26,9 +26,11 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClosedError,
     ConflictError,
     DialNexaError,
     EnrollmentError,
+    EnrollmentLockedError,
     InternalServerError,
     LimiterError,
     NotFoundError,
@@ -69,11 +71,13 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CampaignLead",
+    "ClosedError",
     "ConflictError",
     "DashboardStats",
     "DialNexaError",
     "Enrollment",
     "EnrollmentError",
+    "EnrollmentLockedError",
     "EnrollmentResult",
     "HTTPRequest",
     "HTTPResponse",
@@ -100,6 +104,7 @@ __all__ = [
     "RawResponse",
     "RedirectError",
     "RowError",
+    "RunLock",
     "SkippedRow",
     "SourceValidationError",
     "StalledLeads",

@@ -26,9 +26,10 @@ from urllib.parse import quote
 import anyio
 import attrs
 
-from ._decipher import decipher, header, request_id
+from ._decipher import decipher, header, redact, request_id
 from ._limiter import Lease, Limiter, LocalLimiter
 from ._retry import RetryPolicy, parse_retry_after
+from ._secret import Secret
 from ._transport import AsyncTransport, HTTPRequest, HTTPResponse, UploadFile, scrubbed
 from ._validate import check_timeout
 from ._version import __version__
@@ -37,6 +38,7 @@ from .errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ClosedError,
     DialNexaError,
 )
 
@@ -110,7 +112,7 @@ class Client:
     ) -> None:
         self.transport = transport
         self._owns_transport = owns_transport
-        self._key = api_key
+        self._key = Secret(api_key)
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._connect_timeout = connect_timeout
@@ -128,6 +130,20 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client {self._base_url!r}>"
+
+    def call_deadline(self, timeout: float | None) -> float:
+        """The longest a call can take, in seconds: its own ``timeout`` (one deadline for the
+        whole call), else every attempt at the session's timeout and the longest waits
+        between them (``Retry-After`` included)."""
+        if timeout is not None:
+            return timeout
+        retries = self.retry.max_retries
+        longest_wait = max(self.retry.max_delay, self.retry.max_retry_after)
+        return (retries + 1) * self._timeout + retries * longest_wait
+
+    def attempt_deadline(self, timeout: float | None) -> float:
+        """The longest one attempt of a call can take, in seconds."""
+        return self._timeout if timeout is None else timeout
 
     def derive(
         self,
@@ -163,7 +179,7 @@ class Client:
         # Built once per client: every attempt sends the same (the transport copies them).
         return {
             **self._extra_headers,
-            "Authorization": f"Bearer {self._key}",
+            "Authorization": f"Bearer {self._key.reveal()}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
@@ -199,8 +215,7 @@ class Client:
         attempt worked. With ``parse=False`` a 2xx body is not read as JSON.
         """
         timeout = check_timeout(timeout)
-        if self._life.closed:
-            raise RuntimeError("this AsyncDialNexa is closed")
+        self._check_open()
         self._check_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         call = _Call(method, self._url(path, params), path, json, file, parse)
@@ -210,6 +225,8 @@ class Client:
             outcome = await self._attempt(call, budget, deadline is not None, attempt)
             if isinstance(outcome, Response):
                 return outcome
+            # The session closed under the attempt (its connections with it): say that.
+            self._check_open()
             error = outcome.error
             if outcome.retry_after is not None and isinstance(error, APIStatusError):
                 await self._cool_down(error.status_code, outcome.retry_after)
@@ -235,7 +252,12 @@ class Client:
                 attempt + 1,
             )
             await anyio.sleep(delay)
+            self._check_open()  # closed while waiting to retry: nothing more is sent
             attempt += 1
+
+    def _check_open(self) -> None:
+        if self._life.closed:
+            raise ClosedError("this AsyncDialNexa is closed")
 
     def _check_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -308,6 +330,10 @@ class Client:
             except (APIConnectionError, APIResponseValidationError) as exc:
                 outcome = _Failure(exc)
                 return outcome
+            if answer.status >= 300:
+                # An error answer becomes an exception whose traceback keeps this frame (and
+                # decipher's): a key the server echoed must be gone from the body they hold.
+                answer = attrs.evolve(answer, body=redact(answer.body, self._key))
             outcome = self._decipher(call, answer, attempt + 1)
             return outcome
         finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from functools import partial
@@ -30,7 +31,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import anyio
 
-__all__ = ["OrderedTasks", "StreamIterator", "close_generator", "gather"]
+__all__ = ["OrderedTasks", "StreamIterator", "TasksClosed", "close_generator", "gather"]
 
 T = TypeVar("T")
 Y = TypeVar("Y")
@@ -58,6 +59,11 @@ async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
             first.add_note(f"also failed: {type(other).__name__}: {other}")
         raise first
     return results
+
+
+class TasksClosed(Exception):
+    """An :class:`OrderedTasks` was closed while its owner waited on it (from another task,
+    or because the session closed): the owner stops, and says so in its own terms."""
 
 
 class OrderedTasks(Generic[T]):
@@ -96,7 +102,7 @@ class OrderedTasks(Generic[T]):
         which the operation's tracing span is current)."""
         if self.closed:
             work.close()
-            raise RuntimeError(f"{self._name}: closed")
+            raise TasksClosed(self._name)
         # A copy for each task: a task that makes its own span current must not make it the
         # parent of its siblings' spans.
         task = asyncio.create_task(
@@ -118,10 +124,16 @@ class OrderedTasks(Generic[T]):
 
     def done(self, key: int) -> bool:
         """Whether the task for ``key`` has finished."""
+        self._check_open()
         return self._tasks[key].done()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise TasksClosed(self._name)
 
     async def wait(self, key: int) -> None:
         """Wait until the task for ``key`` has finished, without taking its result."""
+        self._check_open()
         task = self._tasks[key]
         if task.done():
             # Still one pass of the event loop, so the tasks just started send their requests
@@ -133,9 +145,11 @@ class OrderedTasks(Generic[T]):
     async def take(self, key: int) -> T:
         """The result of the task for ``key`` (waiting for it), which is then forgotten; its
         error, if it failed."""
+        self._check_open()
         task = self._tasks[key]
         if not task.done():
             await asyncio.wait([task])
+        self._check_open()
         del self._tasks[key]
         return task.result()
 
@@ -143,6 +157,7 @@ class OrderedTasks(Generic[T]):
         """The key of a task that has finished and was not taken yet, in the order they
         finished (waiting for one if need be): for work consumed as it completes."""
         while True:
+            self._check_open()
             while self._finished_keys:
                 key = self._finished_keys.popleft()
                 if key in self._tasks:
@@ -153,25 +168,31 @@ class OrderedTasks(Generic[T]):
     async def room(self, limit: int) -> None:
         """Wait until fewer than ``limit`` tasks are running."""
         while self._running >= limit:
+            self._check_open()
             self._room.clear()
             await self._room.wait()
+        self._check_open()
 
     def cancel_now(self) -> None:
         """Cancel every task without waiting (when the session closes under its owner)."""
         self.closed = True
+        self._room.set()  # an owner waiting for room or a result hears of it
         for task in self._tasks.values():
             task.cancel()
 
     async def aclose(self) -> None:
         """Cancel and await every task not yet taken back; retrieve every outcome, so that none
-        is reported as never retrieved."""
+        is reported as never retrieved. Shielded: inside a cancelled cancel scope (anyio's
+        ``move_on_after`` around a scan), the wait is not cut short, so no task outlives it."""
         self.closed = True
+        self._room.set()
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def join(self) -> None:
         """Wait for every task to finish (their results stay to be taken)."""
@@ -189,15 +210,23 @@ async def close_generator(stream: AsyncGenerator[Any, None] | None) -> None:
 class StreamIterator(Generic[Y]):
     """The shape the SDK's iterators share: ``async for`` over :meth:`_stream` (once),
     ``async with``, and an ``aclose()`` that stops the work in flight (:meth:`_shut`) and then
-    closes the generator, from wherever it is called."""
+    closes the generator, from wherever it is called.
 
-    _stream_gen: AsyncGenerator[Y, None] | None = None
+    The generator is held by a weak reference: after a ``break`` nothing but the loop holds it,
+    so the event loop finalises it at once (its ``finally`` stops the work), even while the
+    caller keeps the iterator object.
+    """
+
+    _stream_ref: weakref.ref[AsyncGenerator[Y, None]] | None = None
+    _iterated = False
 
     def __aiter__(self) -> AsyncGenerator[Y, None]:
-        if self._stream_gen is not None:
+        if self._iterated:
             raise RuntimeError(f"a {type(self).__name__} can be iterated only once; ask again")
-        self._stream_gen = self._stream()
-        return self._stream_gen
+        self._iterated = True
+        stream = self._stream()
+        self._stream_ref = weakref.ref(stream)
+        return stream
 
     async def __aenter__(self) -> Self:
         return self
@@ -208,7 +237,15 @@ class StreamIterator(Generic[Y]):
     async def aclose(self) -> None:
         """Stop: cancel and await the work in flight."""
         await self._shut()
-        await close_generator(self._stream_gen)
+        stream = None if self._stream_ref is None else self._stream_ref()
+        await close_generator(stream)
+
+    def _cancel_now(self) -> None:
+        """Stop the work in flight without waiting (the session is closing)."""
+        self._cancel_work()
+
+    def _cancel_work(self) -> None:
+        raise NotImplementedError
 
     def _stream(self) -> AsyncGenerator[Y, None]:
         raise NotImplementedError

@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
-from ._concurrency import OrderedTasks, StreamIterator
-from .errors import DialNexaError
+from ._concurrency import OrderedTasks, StreamIterator, TasksClosed
+from .errors import ClosedError, DialNexaError
 from .models import StatusCounts
 
 __all__ = ["DashboardStats", "StatusCountsMany", "WorkflowCounts"]
@@ -77,6 +77,9 @@ class StatusCountsMany(StreamIterator[WorkflowCounts]):
     async def _shut(self) -> None:
         await self._tasks.aclose()
 
+    def _cancel_work(self) -> None:
+        self._tasks.cancel_now()
+
     async def _one(self, workflow_id: str) -> WorkflowCounts:
         try:
             return WorkflowCounts(
@@ -97,7 +100,12 @@ class StatusCountsMany(StreamIterator[WorkflowCounts]):
                     self.stats.max_in_flight = self._tasks.max_running
                 if not len(self._tasks):
                     return
-                result = await self._tasks.take(await self._tasks.next_done())
+                try:
+                    result = await self._tasks.take(await self._tasks.next_done())
+                except TasksClosed:
+                    raise ClosedError(
+                        "the counts were closed (by aclose() or the session)"
+                    ) from None
                 self.stats.workflows += 1
                 self.stats.errors += 0 if result.ok else 1
                 yield result

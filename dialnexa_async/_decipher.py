@@ -12,10 +12,12 @@ from typing import Any
 
 from ._coerce import whole_number
 from ._retry import parse_retry_after
+from ._secret import Secret
 from .errors import (
     APIResponseValidationError,
     APIStatusError,
     BadRequestError,
+    InternalServerError,
     RateLimitError,
     RedirectError,
     status_error_class,
@@ -56,11 +58,11 @@ def _cut(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def redact(body: bytes, secret: str | None) -> bytes:
+def redact(body: bytes, secret: Secret | None) -> bytes:
     """``body`` with every occurrence of ``secret`` replaced, for text kept on an error."""
-    if not secret:
+    if secret is None or not secret.reveal():
         return body
-    return body.replace(secret.encode(), REDACTED.encode())
+    return body.replace(secret.reveal().encode(), REDACTED.encode())
 
 
 def snippet(body: bytes) -> str:
@@ -187,7 +189,7 @@ def error_from_response(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    secret: str | None = None,
+    secret: Secret | None = None,
 ) -> APIStatusError:
     """The typed error for an error status; the body is parsed when JSON, a snippet otherwise.
 
@@ -212,9 +214,9 @@ def error_from_response(
     }
     if cls is BadRequestError:
         return BadRequestError(message, errors=decode_row_errors(parsed), **common)
-    if cls is RateLimitError:
+    if cls is RateLimitError or cls is InternalServerError:
         retry_after = parse_retry_after(header(headers, "retry-after"))
-        return RateLimitError(message, retry_after=retry_after, **common)
+        return cls(message, retry_after=retry_after, **common)
     return cls(message, **common)
 
 
@@ -225,7 +227,7 @@ def decipher(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    secret: str | None = None,
+    secret: Secret | None = None,
     parse: bool = True,
 ) -> Any:
     """The JSON payload of a 2xx answer (``None`` when empty), or raise the typed error.
@@ -237,8 +239,8 @@ def decipher(
         raise error_from_response(method, path, status, headers, body, secret=secret)
     if status >= 300:
         location = header(headers, "location")
-        if location is not None and secret:
-            location = location.replace(secret, REDACTED)
+        if location is not None and secret is not None:
+            location = location.replace(secret.reveal(), REDACTED)
         raise RedirectError(
             f"the server redirected to {location!r}; redirects are not followed"
             if location

@@ -2,17 +2,22 @@
 
 How a run goes, once its source is checked (``_sources``):
 
-1. **Select.** Each row is sent, or skipped with a reason, or held back: a row an earlier run's
-   journal records as enrolled is skipped (``already_enrolled``); with ``skip_existing``, a row
-   whose phone number the workflow already holds is skipped (``already_in_workflow``); a row the
-   journal records as sent without an answer is held back as unknown (it may have been enrolled;
-   guessing either way could phone someone twice or never) unless ``skip_existing`` settled it.
+1. **Select.** A person is their phone number (``phone_identity``). Each row is sent, or
+   skipped with a reason: a number an earlier run's journal records as enrolled is skipped
+   (``already_enrolled``, with the columns that changed since); with ``skip_existing``, a number
+   the workflow already holds is skipped (``already_in_workflow``). A number the journal records
+   as sent without an answer is *settled* first: once its request can no longer be in progress
+   (the run waits for that moment, at most the upload's deadline after it was sent), one scan of
+   the workflow says whether it is there (skipped) or not (sent again).
 2. **Upload.** The rows to send are cut into chunks and uploaded, at most ``concurrency`` at
    once, under the session's cap. With a journal, each upload is recorded before it is sent and
    its outcome the moment it is known (see ``_journal``).
-3. **Account.** Every upload ends accepted, failed (the server refused it, or it was never sent
-   because an earlier answer made every further one pointless: 401, 403, 404, a redirect) or
-   unknown (sent, and the answer lost or a 5xx). Nothing is dropped.
+3. **Account.** Every upload ends accepted, failed (the server refused it, said it did not
+   take it on — a 429, a 503 with ``Retry-After`` —, or it was never sent: a limiter that
+   could not be reached, a journal that could not be written, an earlier answer that made every
+   further upload pointless: 401, 403, 404, a redirect) or unknown (it may have reached the
+   server and no answer says what became of it). An accepted upload that enrolled fewer leads
+   than its rows is also reported as ``short``. Nothing is dropped.
 
 A failure outside the API (an ``on_progress`` that raises, a journal that cannot be written, the
 session closed under the run) stops the sending of further chunks, lets the uploads in flight
@@ -22,6 +27,8 @@ failure as its cause: never an ``ExceptionGroup``, never a lost result.
 
 from __future__ import annotations
 
+import inspect
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -31,7 +38,8 @@ import anyio
 import attrs
 
 from ._concurrency import OrderedTasks
-from ._journal import Journal, row_errors_json, row_key, upload_key
+from ._journal import Journal, row_digest, row_errors_json, upload_key
+from ._limiter import RunLock
 from ._sources import (
     PHONE_COLUMN,
     Chunk,
@@ -40,6 +48,7 @@ from ._sources import (
     Source,
     map_row_errors,
     open_source,
+    phone_identity,
     plan_chunks,
 )
 from ._transport import UploadFile
@@ -50,14 +59,25 @@ from .errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    ClosedError,
     DialNexaError,
     EnrollmentError,
+    InternalServerError,
+    LimiterError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitError,
     RedirectError,
     UnprocessableEntityError,
 )
-from .models import Enrollment, EnrollmentResult, RowError, SkippedRow, UploadFailure
+from .models import (
+    Enrollment,
+    EnrollmentResult,
+    RowError,
+    SkippedRow,
+    SkipReason,
+    UploadFailure,
+)
 
 __all__ = [
     "EnrollmentPlan",
@@ -83,9 +103,16 @@ class EnrollmentPlan:
     workflow_id: str
     send: Uploader
     closed: Callable[[], bool]
-    # Reads the workflow's phone numbers, when skip_existing asked for it.
-    phone_numbers: Callable[[], Awaitable[set[str]]] | None
+    # Reads the workflow's phone numbers (as phone_identity gives them), from a complete scan.
+    phone_numbers: Callable[[], Awaitable[set[str]]]
+    skip_existing: bool
+    # The longest one upload call, and one attempt of it, can take: when an upload of unknown
+    # outcome can no longer be in progress (see _journal).
+    upload_deadline: float
+    attempt_deadline: float
     journal: Path | None
+    # A fleet-wide lock keyed by workflow and source, held for the run.
+    lock: RunLock | None
     encoding: str | None
     workbook_limits: WorkbookLimits | None
     on_duplicate: DuplicatePolicy
@@ -104,18 +131,36 @@ async def enroll_source(source: object, plan: EnrollmentPlan) -> EnrollmentResul
     src = await anyio.to_thread.run_sync(
         partial(open_source, source, encoding=plan.encoding, workbook_limits=plan.workbook_limits)
     )
+    try:
+        if plan.lock is None:
+            return await _run_source(src, plan)
+        digest = await anyio.to_thread.run_sync(src.digest)
+        async with plan.lock.hold(f"enroll:{plan.workflow_id}:{digest}"):
+            return await _run_source(src, plan)
+    finally:
+        src.close()
+
+
+async def _run_source(src: Source, plan: EnrollmentPlan) -> EnrollmentResult:
+    """Open the journal and read the workflow's numbers as the plan asks, and run."""
     opened: Journal | None = None
     try:
-        if src.kind == "xls" and (plan.journal is not None or plan.phone_numbers is not None):
+        if src.kind == "xls" and (plan.journal is not None or plan.skip_existing):
             raise ValueError(
                 "journal and skip_existing need rows the SDK can read: save the .xls as .xlsx "
                 "or .csv"
             )
-        existing = await plan.phone_numbers() if plan.phone_numbers is not None else None
         if plan.journal is not None:
+            # Taking the journal's lock comes first: a second run stops here, before it reads
+            # the workflow or sends anything.
             opened = await anyio.to_thread.run_sync(
                 Journal, plan.journal, plan.workflow_id, src.filename
             )
+        existing = None
+        if plan.skip_existing or (opened is not None and opened.unknown):
+            if opened is not None and opened.unknown:
+                await _until_settled(opened)
+            existing = await plan.phone_numbers()
         return await run_enrollment(
             plan.send,
             plan.closed,
@@ -126,11 +171,20 @@ async def enroll_source(source: object, plan: EnrollmentPlan) -> EnrollmentResul
             on_progress=plan.on_progress,
             journal=opened,
             existing=existing,
+            skip_existing=plan.skip_existing,
+            deadlines=(plan.upload_deadline, plan.attempt_deadline),
         )
     finally:
         if opened is not None:
             opened.close()
-        src.close()
+
+
+async def _until_settled(journal: Journal) -> None:
+    """Wait until no upload of unknown outcome can still be in progress (each was sent at
+    least its deadline ago), so that the scan that settles them sees what they did."""
+    wait = max(journal.unknown.values()) - time.time()
+    if wait > 0:
+        await anyio.sleep(wait)
 
 
 @attrs.define
@@ -139,11 +193,16 @@ class Selection:
 
     not_sent: set[int] = attrs.field(factory=set)
     skipped: list[SkippedRow] = attrs.field(factory=list)
-    held_numbers: list[int] = attrs.field(factory=list)
-    held_rows: list[Row] = attrs.field(factory=list)
-    # Rows the journal held as unknown that the workflow turned out to hold: settled.
-    settled_keys: list[str] = attrs.field(factory=list)
+    # Unknown rows of an earlier run, settled by the scan: found in the workflow, or not.
+    settled_found: list[str] = attrs.field(factory=list)
+    settled_absent: list[str] = attrs.field(factory=list)
+    # Rows the journal holds as enrolled whose other columns changed: phone -> row now.
+    changed: dict[str, Row] = attrs.field(factory=dict)
     to_send: int = 0
+
+    def skip(self, number: int, phone: str, reason: SkipReason) -> None:
+        self.not_sent.add(number)
+        self.skipped.append(SkippedRow(row_number=number, phone_number=phone, reason=reason))
 
 
 def select_rows(
@@ -152,47 +211,60 @@ def select_rows(
     *,
     journal: Journal | None,
     existing: set[str] | None,
+    skip_existing: bool = False,
 ) -> Selection:
     """Step 1 of the module docstring: one pass over the source (run off the event loop)."""
     selection = Selection()
     if journal is None and existing is None and not duplicates:
         selection.to_send = source.total_rows  # nothing to decide: no pass over the rows
         return selection
-    enrolled = journal.enrolled.copy() if journal is not None else None
-    unknown = journal.unknown.copy() if journal is not None else None
+    enrolled = journal.enrolled if journal is not None else {}
+    unknown = journal.unknown if journal is not None else {}
+    workflow = existing if existing is not None else set()
     for number, row in source.numbered_rows():
-        phone = row.get(PHONE_COLUMN, "").strip()
+        written = row.get(PHONE_COLUMN, "").strip()
+        phone = phone_identity(written)
         if number in duplicates:
-            selection.not_sent.add(number)
-            selection.skipped.append(
-                SkippedRow(row_number=number, phone_number=phone, reason="duplicate_in_source")
-            )
+            selection.skip(number, written, "duplicate_in_source")
             continue
-        key = row_key(row) if journal is not None else ""
-        if enrolled is not None and enrolled[key] > 0:
-            enrolled[key] -= 1
-            selection.not_sent.add(number)
-            selection.skipped.append(
-                SkippedRow(row_number=number, phone_number=phone, reason="already_enrolled")
-            )
+        digest = enrolled.get(phone)
+        if digest is not None:
+            selection.skip(number, written, "already_enrolled")
+            if digest and digest != row_digest(row):
+                selection.changed[phone] = row
             continue
-        if existing is not None and phone in existing:
-            if unknown is not None and unknown[key] > 0:
-                unknown[key] -= 1
-                selection.settled_keys.append(key)
-            selection.not_sent.add(number)
-            selection.skipped.append(
-                SkippedRow(row_number=number, phone_number=phone, reason="already_in_workflow")
-            )
-            continue
-        if existing is None and unknown is not None and unknown[key] > 0:
-            unknown[key] -= 1
-            selection.not_sent.add(number)
-            selection.held_numbers.append(number)
-            selection.held_rows.append(row)
+        if phone in unknown:
+            if phone in workflow:
+                selection.settled_found.append(phone)
+                selection.skip(number, written, "already_in_workflow")
+                continue
+            selection.settled_absent.append(phone)  # not there: sent again below
+        elif skip_existing and phone in workflow:
+            selection.skip(number, written, "already_in_workflow")
             continue
         selection.to_send += 1
+    if journal is not None and selection.changed:
+        _name_changes(selection, journal)
     return selection
+
+
+def _name_changes(selection: Selection, journal: Journal) -> None:
+    """Say which columns of each row skipped as already enrolled differ from the row sent."""
+    before = journal.rows_sent(set(selection.changed))
+    by_phone = {phone: row for phone, row in selection.changed.items() if phone in before}
+    for index, skipped in enumerate(selection.skipped):
+        phone = phone_identity(skipped.phone_number)
+        if skipped.reason != "already_enrolled" or phone not in by_phone:
+            continue
+        now, then = by_phone[phone], before[phone]
+        fields = tuple(
+            sorted(
+                column
+                for column in (now.keys() | then.keys()) - {PHONE_COLUMN}
+                if now.get(column) != then.get(column)
+            )
+        )
+        selection.skipped[index] = attrs.evolve(skipped, changed_fields=fields)
 
 
 @attrs.define
@@ -204,9 +276,14 @@ class _Run:
     total: int | None
     on_progress: ProgressCallback | None
     journal: Journal | None
+    # The longest an upload call, and one attempt of it, can take.
+    deadlines: tuple[float, float]
     accepted: dict[int, Enrollment] = attrs.field(factory=dict)
     failed: dict[int, UploadFailure] = attrs.field(factory=dict)
     unknown: dict[int, UploadFailure] = attrs.field(factory=dict)
+    short: dict[int, UploadFailure] = attrs.field(factory=dict)
+    # Uploads whose request may have left: a failure outside the API is "unknown" only there.
+    sent: set[int] = attrs.field(factory=set)
     rows_done: int = 0
     fatal: APIStatusError | None = None
     crash: BaseException | None = None
@@ -220,22 +297,46 @@ class _Run:
             await self._upload(index, chunk)
             self.rows_done += len(chunk.rows)
             if self.on_progress is not None and self.crash is None:
-                self.on_progress(self.rows_done, self.total)
-        except Exception as exc:
+                reported = self.on_progress(self.rows_done, self.total)
+                if inspect.isawaitable(reported):
+                    await reported
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # Cancelled (a timeout, Ctrl-C): the request in flight is abandoned, and the
+                # server may still be applying it for as long as an attempt may take.
+                if not self._has_outcome(index):
+                    key = upload_key(chunk.data)
+                    if index in self.sent:
+                        await self._unknown(key, index, chunk, None)
+                    else:
+                        not_sent = DialNexaError("cancelled before it was sent")
+                        await self._fail(key, index, chunk, not_sent)
+                raise
             # Never an ExceptionGroup, never a lost result: stop, and say why at the end.
             if self.crash is None:
                 self.crash = exc
             if not self._has_outcome(index):
-                # It failed somewhere unforeseen, perhaps after it was sent.
-                self.unknown[index] = _failure("unknown", chunk, exc)
+                # It failed somewhere unforeseen: unknown if its request may have left.
+                outcome: Literal["failed", "unknown"] = (
+                    "unknown" if index in self.sent else "failed"
+                )
+                target = self.unknown if outcome == "unknown" else self.failed
+                target[index] = _failure(outcome, chunk, exc)
 
     def _has_outcome(self, index: int) -> bool:
         return index in self.accepted or index in self.failed or index in self.unknown
 
     async def _record(self, event: dict[str, Any]) -> None:
-        if self.journal is not None:
-            # A worker thread that is not abandoned on cancellation: once begun, the write
-            # completes, so what the journal was told stays told.
+        if self.journal is None:
+            return
+        if event["event"] == "sending":
+            # Cancelled before the write begins, the upload is not sent either; once begun,
+            # the write completes (the worker thread is not abandoned).
+            await anyio.to_thread.run_sync(self.journal.record, event)
+            return
+        # An outcome is written even when the run is cancelled meanwhile: a lost "enrolled"
+        # would leave the upload unknown.
+        with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self.journal.record, event)
 
     async def _upload(self, index: int, chunk: Chunk) -> None:
@@ -246,13 +347,15 @@ class _Run:
                 "upload": key,
                 "row_numbers": chunk.row_numbers,
                 "rows": chunk.rows,
+                "settle_after": time.time() + self.deadlines[0],
             }
         )
         if self.closed():
             # Checked with no await before the request: this upload was certainly not sent.
-            closed = RuntimeError("this AsyncDialNexa is closed")
+            closed = ClosedError("this AsyncDialNexa is closed")
             await self._fail(key, index, chunk, closed)
             raise closed
+        self.sent.add(index)
         try:
             enrollment = await self.send(UploadFile(chunk.filename, chunk.content_type, chunk.data))
         except (BadRequestError, UnprocessableEntityError) as exc:
@@ -264,8 +367,7 @@ class _Run:
             await self._fail(key, index, chunk, exc)
             return
         except APIStatusError as exc:
-            # A 5xx may have been applied before the server failed; a 4xx was refused.
-            if exc.status_code >= 500:
+            if _applied_maybe(exc):
                 await self._unknown(key, index, chunk, exc)
             else:
                 await self._fail(key, index, chunk, exc)
@@ -275,6 +377,10 @@ class _Run:
                 await self._unknown(key, index, chunk, exc)
             else:
                 await self._fail(key, index, chunk, exc)
+            return
+        except LimiterError as exc:
+            # No slot, so no request: certainly not sent.
+            await self._fail(key, index, chunk, exc)
             return
         except APIResponseValidationError as exc:
             # An answer, but unreadable (or too large): how many leads it made is not known.
@@ -288,6 +394,29 @@ class _Run:
                 "leads_enrolled": enrollment.leads_enrolled,
                 "lead_ids": {phone: list(ids) for phone, ids in enrollment.lead_ids.items()},
             }
+        )
+        self._check_count(index, chunk, enrollment)
+
+    def _check_count(self, index: int, chunk: Chunk, enrollment: Enrollment) -> None:
+        """An accepted upload that enrolled fewer leads than its rows is reported as short,
+        with the rows the server named no lead for (all of them, when it named none)."""
+        if enrollment.lead is not None or enrollment.leads_enrolled >= len(chunk.rows):
+            return  # a reply that is one lead object says nothing about the others
+        numbers, rows = chunk.row_numbers, chunk.rows
+        if enrollment.lead_ids:
+            named = {phone_identity(phone) for phone in enrollment.lead_ids}
+            pairs = [
+                (n, r)
+                for n, r in zip(numbers, rows, strict=True)
+                if phone_identity(r.get(PHONE_COLUMN, "")) not in named
+            ]
+            numbers, rows = [n for n, _ in pairs], [r for _, r in pairs]
+        problem = DialNexaError(
+            f"the server accepted {len(chunk.rows)} rows but enrolled "
+            f"{enrollment.leads_enrolled} leads"
+        )
+        self.short[index] = UploadFailure(
+            outcome="short", row_numbers=numbers, rows=rows, errors=[], error=problem
         )
 
     async def _fail(
@@ -308,14 +437,39 @@ class _Run:
             }
         )
 
-    async def _unknown(self, key: str, index: int, chunk: Chunk, exc: Exception) -> None:
-        self.unknown[index] = _failure("unknown", chunk, exc)
-        await self._record({"event": "unknown", "upload": key, "reason": str(exc)})
+    async def _unknown(self, key: str, index: int, chunk: Chunk, exc: Exception | None) -> None:
+        """Record an upload whose outcome is unknown (``exc`` ``None``: it was cancelled)."""
+        reason = "cancelled while in flight" if exc is None else str(exc)
+        self.unknown[index] = _failure("unknown", chunk, exc or DialNexaError(reason))
+        await self._record(
+            {
+                "event": "unknown",
+                "upload": key,
+                "reason": reason,
+                # The client let go now; the server may go on for as long as an attempt may.
+                "settle_after": time.time() + self.deadlines[1],
+            }
+        )
 
     def not_sent(self, index: int, chunk: Chunk) -> None:
         reason = self.fatal or self.crash
         error = reason if isinstance(reason, Exception) else DialNexaError("upload not sent")
         self.failed[index] = _failure("failed", chunk, error)
+
+
+def _applied_maybe(exc: APIStatusError) -> bool:
+    """Whether an error answer leaves open that the upload was applied: a 5xx may come after
+    the work was done, except a 503 with ``Retry-After`` (the server saying it did not take
+    the request on, as a 429 does); a 4xx was refused."""
+    if isinstance(exc, RateLimitError):
+        return False
+    if (
+        isinstance(exc, InternalServerError)
+        and exc.status_code == 503
+        and exc.retry_after is not None
+    ):
+        return False
+    return exc.status_code >= 500
 
 
 def _failure(
@@ -344,26 +498,37 @@ async def run_enrollment(
     on_progress: ProgressCallback | None,
     journal: Journal | None,
     existing: set[str] | None,
+    skip_existing: bool = False,
+    deadlines: tuple[float, float] = (0.0, 0.0),
 ) -> EnrollmentResult:
     """Check, select, upload and account for ``source``; see the module docstring."""
     # Reading and checking a big file takes a while: keep it off the event loop.
     duplicates = await anyio.to_thread.run_sync(source.check, on_duplicate)
     selection = await anyio.to_thread.run_sync(
-        lambda: select_rows(source, duplicates, journal=journal, existing=existing)
+        partial(
+            select_rows,
+            source,
+            duplicates,
+            journal=journal,
+            existing=existing,
+            skip_existing=skip_existing,
+        )
     )
-    if journal is not None and selection.settled_keys:
-        settled = {
-            "event": "settled",
-            "row_keys": selection.settled_keys,
-            "reason": "already_in_workflow",
-        }
-        await anyio.to_thread.run_sync(journal.record, settled)
+    if journal is not None:
+        for reason, phones in (
+            ("already_in_workflow", selection.settled_found),
+            ("not_in_workflow", selection.settled_absent),
+        ):
+            if phones:
+                event = {"event": "settled", "phones": phones, "reason": reason}
+                await anyio.to_thread.run_sync(journal.record, event)
     run = _Run(
         send=send,
         closed=closed,
         total=None if source.kind == "xls" else selection.to_send,
         on_progress=on_progress,
         journal=journal,
+        deadlines=deadlines,
     )
     chunks = plan_chunks(source, chunk_size, selection.not_sent)
     index = await _upload_all(run, chunks, concurrency)
@@ -372,7 +537,7 @@ async def run_enrollment(
         while (chunk := await _next_chunk(run, chunks)) is not None:
             run.not_sent(index, chunk)
             index += 1
-    result = _result(run, selection, journal)
+    result = _result(run, selection)
     if run.crash is not None:
         reason = f"{type(run.crash).__name__}: {run.crash}"
         raise EnrollmentError(result, reason=reason) from run.crash
@@ -409,29 +574,13 @@ async def _next_chunk(run: _Run, chunks: Iterator[Chunk]) -> Chunk | None:
         return None
 
 
-def _result(run: _Run, selection: Selection, journal: Journal | None) -> EnrollmentResult:
-    unknown = [run.unknown[i] for i in sorted(run.unknown)]
-    if selection.held_numbers:
-        held = DialNexaError(
-            f"the journal {journal.path if journal else ''} records these rows as sent without "
-            "a known outcome; they were not sent again. Re-run with skip_existing=True to check "
-            "them against the workflow's leads"
-        )
-        unknown.insert(
-            0,
-            UploadFailure(
-                outcome="unknown",
-                row_numbers=selection.held_numbers,
-                rows=selection.held_rows,
-                errors=[],
-                error=held,
-            ),
-        )
+def _result(run: _Run, selection: Selection) -> EnrollmentResult:
     uploads = [run.accepted[i] for i in sorted(run.accepted)]
     return EnrollmentResult(
         leads_enrolled=sum(u.leads_enrolled for u in uploads),
         uploads=uploads,
         failed=[run.failed[i] for i in sorted(run.failed)],
-        unknown=unknown,
+        unknown=[run.unknown[i] for i in sorted(run.unknown)],
         skipped=sorted(selection.skipped, key=lambda row: row.row_number),
+        short=[run.short[i] for i in sorted(run.short)],
     )

@@ -5,25 +5,37 @@ cancellation, Ctrl-C, a crash) may or may not have enrolled its leads, and sendi
 phone the same people twice. The journal is how a re-run knows. It is a JSON-lines file, one
 event per line, each written, flushed and fsynced before the SDK goes on:
 
-``{"event": "run", "version": 1, "workflow_id": ..., "source": ..., "at": ...}``
+``{"event": "run", "version": 2, "workflow_id": ..., "source": ..., "at": ...}``
     a run began;
-``{"event": "sending", "upload": H, "row_numbers": [...], "rows": [...]}``
+``{"event": "sending", "upload": H, "row_numbers": [...], "rows": [...], "settle_after": T}``
     upload ``H`` (the SHA-256 of the bytes sent) is about to be sent, with its rows: written
-    *before* the request leaves, so a crash after it leaves is never forgotten;
+    *before* the request leaves, so a crash after it leaves is never forgotten. ``settle_after``
+    (seconds since the epoch) is when the request can no longer be in progress: its sending
+    time plus the whole deadline of the upload call;
 ``{"event": "enrolled", "upload": H, "leads_enrolled": n, "lead_ids": {...}}``,
 ``{"event": "failed", "upload": H, "reason": ..., "errors": [...]}``,
-``{"event": "unknown", "upload": H, "reason": ...}``
-    what became of it, the moment it is known.
+``{"event": "unknown", "upload": H, "reason": ..., "settle_after": T}``
+    what became of it, the moment it is known. An unknown upload (the answer lost, a 5xx, the
+    run cancelled under it) carries its own ``settle_after``: the client let go of it then, and
+    the server may go on applying it for as long as one attempt may take;
+``{"event": "settled", "phones": [...], "reason": "already_in_workflow" | "not_in_workflow"}``
+    a later run looked up the phone numbers of unknown rows among the workflow's leads: found,
+    they count as enrolled; not found, they are no longer unknown and are sent again.
 
-``{"event": "settled", "row_keys": [...], "reason": "already_in_workflow"}``
-    rows of unknown uploads that a later run (``skip_existing=True``) found among the
-    workflow's leads: they count as enrolled from then on.
+**A person is their phone number** (:func:`~dialnexa_async._sources.phone_identity`): a number
+the journal holds as enrolled is skipped however the rest of its row changed since, and a row
+whose number is unknown is not sent again until it is settled. A ``sending`` with no outcome
+after it, in a run that ended, is unknown.
 
-An upload's last event decides its state; ``sending`` with nothing after it is ``unknown``. On a
-re-run, rows are matched by content (a hash of the row as sent), not by position, so a re-run
-with another ``chunk_size`` or a file with rows added still skips every row already enrolled and
-holds back every row whose upload is unknown. The file holds the rows (names, phone numbers): it
-is created readable by its owner only.
+**One run at a time**: an open journal holds an exclusive lock on its file (``flock``, released
+by the kernel when the process dies), so a second run with the same journal, in this process or
+another, is refused before it sends anything.
+
+Reading a journal streams it, keeping per phone number only its state and a 64-bit digest of
+its row, so resuming a large enrolment costs memory of the order of checking its file. A last
+line torn by a crash is cut off when the journal is next opened; any other line that is not an
+event is a ``ValueError`` naming it. The file holds the rows (names, phone numbers): it is
+created readable by its owner only.
 """
 
 from __future__ import annotations
@@ -32,26 +44,38 @@ import hashlib
 import json
 import os
 import threading
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
+from ._sources import PHONE_COLUMN, phone_identity
+from .errors import EnrollmentLockedError
 from .models import RowError
 
-__all__ = ["Journal", "JournalSummary", "read_journal", "row_key", "upload_key"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
-VERSION = 1
+__all__ = [
+    "Journal",
+    "JournalSummary",
+    "read_journal",
+    "row_digest",
+    "upload_key",
+]
+
+VERSION = 2
 _FINAL = ("enrolled", "failed", "unknown")
 
 
-def row_key(row: Mapping[str, str]) -> str:
-    """A row's identity across runs: a hash of its columns and values as sent."""
+def row_digest(row: Mapping[str, str]) -> int:
+    """A 64-bit digest of a row's columns and values as sent (to tell a changed row)."""
     text = json.dumps(sorted(row.items()), ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def upload_key(data: bytes) -> str:
@@ -61,17 +85,18 @@ def upload_key(data: bytes) -> str:
 
 @attrs.frozen(kw_only=True)
 class JournalSummary:
-    """What a journal records, upload by upload, as of its last line.
+    """What a journal records, as of its last line, person by person (phone number).
 
     Attributes:
         path: The journal file.
         workflow_id: The workflow its runs enrolled into.
         runs: How many runs wrote to it.
-        rows_enrolled: Rows of uploads the server accepted, and rows of unknown uploads a later
-            run found in the workflow (``skip_existing=True``).
-        rows_failed: Rows of uploads the server refused (a re-run sends them again).
-        rows_unknown: Rows of uploads sent without a known outcome (a re-run holds them back;
-            ``skip_existing=True`` resolves them against the workflow's leads).
+        rows_enrolled: Phone numbers of uploads the server accepted, and of unknown uploads a
+            later run found in the workflow.
+        rows_failed: Phone numbers of uploads the server refused and not enrolled since (a
+            re-run sends them again).
+        rows_unknown: Phone numbers sent without a known outcome (a re-run settles them
+            against the workflow's leads before sending any again).
         leads_enrolled: Leads the accepted uploads enrolled, as the server counted them.
     """
 
@@ -86,69 +111,119 @@ class JournalSummary:
 
 @attrs.define
 class _Upload:
-    rows: list[dict[str, str]]
-    state: str = "unknown"  # "sending" with no outcome after it is unknown
+    phones: list[str]
+    digests: list[int]
+    settle_after: float
+
+
+class _Damaged(ValueError):
+    pass
+
+
+@attrs.define
+class _Record:
+    """What a journal's events add up to, phone number by phone number."""
+
+    workflow_id: str | None = None
+    runs: int = 0
     leads_enrolled: int = 0
+    # The rows enrolled: phone -> digest of the row as sent.
+    enrolled: dict[str, int] = attrs.field(factory=dict)
+    # The rows of unknown outcome: phone -> when its request can no longer be in progress.
+    unknown: dict[str, float] = attrs.field(factory=dict)
+    failed: set[str] = attrs.field(factory=set)
+    _pending: dict[str, _Upload] = attrs.field(factory=dict)
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run":
+            self._close_run()
+            self.runs += 1
+            workflow_id = event.get("workflow_id", self.workflow_id)
+            if not isinstance(workflow_id, str | None):
+                raise _Damaged("workflow_id is not a string")
+            self.workflow_id = workflow_id
+        elif kind == "sending":
+            rows = event.get("rows", [])
+            if not isinstance(rows, list):
+                raise _Damaged("rows is not a list")
+            self._pending[str(event["upload"])] = _Upload(
+                phones=[phone_identity(str(row.get(PHONE_COLUMN, ""))) for row in rows],
+                digests=[row_digest(row) for row in rows],
+                settle_after=float(event.get("settle_after", 0.0)),
+            )
+        elif kind in _FINAL:
+            upload = self._pending.pop(str(event.get("upload")), None)
+            if upload is not None:
+                if kind == "unknown" and "settle_after" in event:
+                    upload.settle_after = float(event["settle_after"])
+                self._outcome(kind, upload, int(event.get("leads_enrolled", 0) or 0))
+        elif kind == "settled":
+            phones = event.get("phones", [])
+            if not isinstance(phones, list):
+                raise _Damaged("phones is not a list")
+            found = event.get("reason") == "already_in_workflow"
+            for phone in phones:
+                if self.unknown.pop(phone, None) is not None and found:
+                    self.enrolled.setdefault(phone, 0)
+
+    def _outcome(self, kind: str, upload: _Upload, leads: int) -> None:
+        if kind == "enrolled":
+            self.leads_enrolled += leads
+        for phone, digest in zip(upload.phones, upload.digests, strict=True):
+            if kind == "enrolled":
+                self.enrolled[phone] = digest
+                self.unknown.pop(phone, None)
+                self.failed.discard(phone)
+            elif phone in self.enrolled:
+                continue
+            elif kind == "unknown":
+                self.unknown[phone] = max(self.unknown.get(phone, 0.0), upload.settle_after)
+            elif phone not in self.unknown:
+                self.failed.add(phone)
+
+    def _close_run(self) -> None:
+        """Uploads of an ended run with no outcome may have reached the server: unknown."""
+        for upload in self._pending.values():
+            self._outcome("unknown", upload, 0)
+        self._pending.clear()
+
+    def finish(self) -> _Record:
+        self._close_run()
+        self.failed -= self.enrolled.keys() | self.unknown.keys()
+        return self
 
 
-def _read(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """The events of a journal file, and whether it exists."""
-    if not path.exists():
-        return [], False
-    events = []
-    lines = path.read_bytes().splitlines()
+def _events(lines: Iterable[bytes], path: Path) -> Iterator[dict[str, Any]]:
+    """The events of a journal's lines; a torn last line (no newline) is not an event."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             event = json.loads(line)
         except ValueError:
-            if number == len(lines):
-                break  # a line torn by a crash mid-write: its event never happened
+            if not line.endswith(b"\n"):
+                return  # a line torn by a crash mid-write: its event never happened
             raise ValueError(f"journal {path} is damaged: line {number} is not JSON") from None
-        if not isinstance(event, dict) or "event" not in event:
-            raise ValueError(f"journal {path} is damaged: line {number} is not an event")
-        events.append(event)
-    return events, True
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+            raise ValueError(  # noqa: TRY004 - a damaged file, as the line above
+                f"journal {path} is damaged: line {number} is not an event"
+            )
+        event["_line"] = number
+        yield event
 
 
-@attrs.define
-class _Record:
-    """What a journal's events add up to."""
-
-    uploads: dict[str, _Upload] = attrs.field(factory=dict)
-    workflow_id: str | None = None
-    runs: int = 0
-    settled: Counter[str] = attrs.field(factory=Counter)
-
-    def rows(self) -> tuple[Counter[str], Counter[str]]:
-        """Row keys (with multiplicity) enrolled, and of unknown outcome; settled unknown rows
-        count as enrolled."""
-        enrolled, unknown = Counter[str](), Counter[str]()
-        for upload in self.uploads.values():
-            target = {"enrolled": enrolled, "unknown": unknown}.get(upload.state)
-            if target is not None:
-                target.update(row_key(row) for row in upload.rows)
-        settled = self.settled & unknown
-        return enrolled + settled, unknown - settled
-
-
-def _record(events: Iterable[dict[str, Any]]) -> _Record:
+def _record(lines: Iterable[bytes], path: Path) -> _Record:
     record = _Record()
-    for event in events:
-        kind = event["event"]
-        if kind == "run":
-            record.runs += 1
-            record.workflow_id = event.get("workflow_id", record.workflow_id)
-        elif kind == "sending":
-            record.uploads[event["upload"]] = _Upload(rows=list(event.get("rows", [])))
-        elif kind in _FINAL and event.get("upload") in record.uploads:
-            upload = record.uploads[event["upload"]]
-            upload.state = kind
-            upload.leads_enrolled = int(event.get("leads_enrolled", 0) or 0)
-        elif kind == "settled":
-            record.settled.update(event.get("row_keys", []))
-    return record
+    for event in _events(lines, path):
+        try:
+            record.add(event)
+        except (_Damaged, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(
+                f"journal {path} is damaged: line {event['_line']} is not a valid "
+                f"{event['event']!r} event ({type(exc).__name__}: {exc})"
+            ) from None
+    return record.finish()
 
 
 def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
@@ -156,49 +231,108 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
 
     Raises:
         FileNotFoundError: There is no such journal.
-        ValueError: The file is not a journal (a line other than the last is not an event).
+        ValueError: The file is not a journal (a line other than a torn last one is not an
+            event), naming the line.
     """
     file = Path(path)
-    events, exists = _read(file)
-    if not exists:
+    if not file.exists():
         raise FileNotFoundError(f"no journal at {file}")
-    record = _record(events)
-    enrolled, unknown = record.rows()
-    failed = sum(len(u.rows) for u in record.uploads.values() if u.state == "failed")
+    with file.open("rb") as handle:
+        record = _record(handle, file)
     return JournalSummary(
         path=file,
         workflow_id=record.workflow_id,
         runs=record.runs,
-        rows_enrolled=enrolled.total(),
-        rows_failed=failed,
-        rows_unknown=unknown.total(),
-        leads_enrolled=sum(
-            u.leads_enrolled for u in record.uploads.values() if u.state == "enrolled"
-        ),
+        rows_enrolled=len(record.enrolled),
+        rows_failed=len(record.failed),
+        rows_unknown=len(record.unknown),
+        leads_enrolled=record.leads_enrolled,
     )
+
+
+def _repair_torn_end(handle: IO[bytes]) -> None:
+    """Cut off a last line torn by a crash (one with no newline), so that the next event
+    starts on a line of its own and later runs read the journal as this one does."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    if size == 0:
+        return
+    handle.seek(size - 1)
+    if handle.read(1) == b"\n":
+        return
+    # Find the start of the last line.
+    position = size
+    while position > 0:
+        step = min(4096, position)
+        handle.seek(position - step)
+        block = handle.read(step)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            position = position - step + newline + 1
+            break
+        position -= step
+    handle.seek(position)
+    try:
+        complete = isinstance(json.loads(handle.read()), dict)
+    except ValueError:
+        complete = False
+    if complete:
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n")  # a whole event whose newline was lost: keep it
+    else:
+        handle.truncate(position)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _lock_and_read(handle: IO[bytes], path: Path, workflow_id: str) -> _Record:
+    """Take the journal's lock (or raise :class:`EnrollmentLockedError`), read what it
+    records, check it is this workflow's, and mend a torn last line."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EnrollmentLockedError(
+                f"journal {path} is in use by another enrolment run (in this process or "
+                "another): one run per journal at a time",
+                resource=str(path),
+            ) from None
+    handle.seek(0)
+    record = _record(handle, path)
+    if record.workflow_id is not None and record.workflow_id != workflow_id:
+        raise ValueError(
+            f"journal {path} records an enrolment into workflow {record.workflow_id!r}, "
+            f"not {workflow_id!r}: use another journal file"
+        )
+    _repair_torn_end(handle)
+    return record
 
 
 class Journal:
     """An open journal for one enrolment run: what earlier runs did, and a file to append to.
 
+    Opening it takes the journal's lock (see the module docstring) and keeps it until
+    :meth:`close`.
+
     Attributes:
-        enrolled: Row keys (with multiplicity) of rows already enrolled.
-        unknown: Row keys of rows sent with no known outcome.
+        enrolled: Phone numbers already enrolled, each with the digest of its row as sent.
+        unknown: Phone numbers sent with no known outcome, each with the time (seconds since
+            the epoch) after which its request can no longer be in progress.
     """
 
     def __init__(self, path: Path, workflow_id: str, source: str) -> None:
-        events, _ = _read(path)
-        record = _record(events)
-        if record.workflow_id is not None and record.workflow_id != workflow_id:
-            raise ValueError(
-                f"journal {path} records an enrolment into workflow {record.workflow_id!r}, "
-                f"not {workflow_id!r}: use another journal file"
-            )
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = os.fdopen(fd, "r+b")
+        try:
+            record = _lock_and_read(handle, path, workflow_id)
+        except BaseException:
+            handle.close()
+            raise
         self.path = path
-        self.enrolled, self.unknown = record.rows()
+        self.enrolled = record.enrolled
+        self.unknown = record.unknown
         self._lock = threading.Lock()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self._file = handle
         self.record(
             {
                 "event": "run",
@@ -216,11 +350,29 @@ class Journal:
         """Append one event and make it durable (flushed and fsynced) before returning."""
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
-            self._file.write(line)
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(line.encode())
             self._file.flush()
             os.fsync(self._file.fileno())
 
+    def rows_sent(self, phones: set[str]) -> dict[str, dict[str, str]]:
+        """The rows last sent for these phone numbers (a second pass over the file, for the
+        few rows that changed since they were enrolled)."""
+        found: dict[str, dict[str, str]] = {}
+        if not phones:
+            return found
+        with self._lock, self.path.open("rb") as handle:
+            for event in _events(handle, self.path):
+                if event["event"] != "sending":
+                    continue
+                for row in event.get("rows", []):
+                    phone = phone_identity(str(row.get(PHONE_COLUMN, "")))
+                    if phone in phones:
+                        found[phone] = row
+        return found
+
     def close(self) -> None:
+        """Release the lock and close the file."""
         with self._lock:
             self._file.close()
 

@@ -9,11 +9,12 @@ pauses (:meth:`Limiter.cool_down`).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Lease", "Limiter", "LocalLimiter"]
+__all__ = ["Lease", "Limiter", "LocalLimiter", "RunLock"]
 
 
 @runtime_checkable
@@ -40,6 +41,17 @@ class Limiter(Protocol):
 
     async def aclose(self) -> None:
         """Release what the limiter holds (connections, background tasks)."""
+        ...
+
+
+@runtime_checkable
+class RunLock(Protocol):
+    """A lock shared beyond the process, for jobs that must not run twice at once (an
+    enrolment: ``enroll(..., lock=...)``); :class:`~dialnexa_async.fleet.RedisLimiter` is one."""
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold the lock named ``key`` for the ``async with`` block, or raise
+        :class:`~dialnexa_async.EnrollmentLockedError` at once when another holder has it."""
         ...
 
 

@@ -41,10 +41,10 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
-from ._concurrency import OrderedTasks, close_generator
+from ._concurrency import OrderedTasks, TasksClosed, close_generator
 from ._page_rules import END, REREAD, PageRules, PlanViolation, pages_for
 from ._tracing import Operation
-from .errors import PaginationError
+from .errors import ClosedError, PaginationError
 from .models import Page
 
 __all__ = [
@@ -402,14 +402,20 @@ class PagedIterator(Generic[T]):
     async def _take(self, number: int) -> tuple[Page[T], str]:
         requested = number in self._tasks
         if requested:
-            await self._tasks.wait(number)
+            try:
+                await self._tasks.wait(number)
+            except TasksClosed:
+                raise _closed_error() from None
         if self._closed:
             # The session (or aclose() from elsewhere) stopped the scan under the consumer:
             # say so, rather than surface the fetch's cancellation as the consumer's own.
-            raise RuntimeError("the scan was closed (was its AsyncDialNexa closed?)")
+            raise _closed_error()
         if not requested:  # pragma: no cover - _fill schedules every page before it is taken
             raise RuntimeError(f"page {number} was never requested")
-        raw, attempts = await self._tasks.take(number)  # raises the page's error, in order
+        try:
+            raw, attempts = await self._tasks.take(number)  # raises the page's error, in order
+        except TasksClosed:
+            raise _closed_error() from None
         # Decoded here, as the consumer reaches it, not in the fetch task: the next request
         # goes out as soon as a response is read, and decoding overlaps the network wait.
         return await self._judged(number, raw, attempts)
@@ -434,13 +440,18 @@ class PagedIterator(Generic[T]):
         self.stats.max_in_flight = self._tasks.max_running
 
 
-def close_all(registry: weakref.WeakSet[PagedIterator[object]]) -> None:
-    """Cancel the in-flight requests of every iterator in ``registry``."""
+def _closed_error() -> ClosedError:
+    return ClosedError("the scan was closed (by aclose() from another task, or its session)")
+
+
+def close_all(registry: weakref.WeakSet[Any]) -> None:
+    """Cancel the work in flight of every iterator in ``registry`` (the session is closing)."""
     for iterator in list(registry):
         iterator._cancel_now()
 
 
 _DONE = object()
+_CLOSED = object()
 
 
 def _add(total: PaginationStats, stats: PaginationStats) -> None:
@@ -480,7 +491,10 @@ class ManyPagedIterator(Generic[T]):
         self._pumps: OrderedTasks[None] = OrderedTasks("list")
         self._lists: deque[PagedIterator[T]] = deque()  # the open ones
         self._finished = PaginationStats()  # the closed ones, added up
-        self._stream_gen: AsyncGenerator[tuple[str, Page[T]], None] | None = None
+        # Weak: after a break nothing but the loop holds the generator, which it finalises.
+        self._stream_ref: weakref.ref[AsyncGenerator[tuple[str, Page[T]], None]] | None = None
+        self._queues: list[asyncio.Queue[object]] = []  # of the lists being read
+        self._closed = False
 
     @property
     def stats(self) -> PaginationStats:
@@ -495,10 +509,11 @@ class ManyPagedIterator(Generic[T]):
 
     def pages(self) -> AsyncGenerator[tuple[str, Page[T]], None]:
         """``(key, page)`` pairs, list after list."""
-        if self._stream_gen is not None:
+        if self._stream_ref is not None:
             raise RuntimeError("a paged iterator can be iterated only once; call again")
-        self._stream_gen = self._stream()
-        return self._stream_gen
+        stream = self._stream()
+        self._stream_ref = weakref.ref(stream)
+        return stream
 
     async def collect(self) -> list[T]:
         """Every item of every list, as one list."""
@@ -511,9 +526,20 @@ class ManyPagedIterator(Generic[T]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop: cancel and await every list being fetched."""
+        """Stop: cancel and await every list being fetched (a consumer waiting in another
+        task gets :class:`~dialnexa_async.ClosedError`)."""
+        self._cancel_now()
         await self._pumps.aclose()
-        await close_generator(self._stream_gen)
+        await close_generator(None if self._stream_ref is None else self._stream_ref())
+
+    def _cancel_now(self) -> None:
+        """Cancel the lists being read and wake a consumer waiting for their pages."""
+        self._closed = True
+        self._pumps.cancel_now()
+        for queue in self._queues:
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(_CLOSED)
 
     def _fold(self, done: PagedIterator[T]) -> None:
         _add(self._finished, done.stats)
@@ -542,6 +568,7 @@ class ManyPagedIterator(Generic[T]):
             number, key = next(pending, (-1, None))
             if key is not None:
                 queue: asyncio.Queue[object] = asyncio.Queue(maxsize=2)
+                self._queues.append(queue)
                 iterator = self._open(key)
                 self._lists.append(iterator)
                 self._pumps.start(number, self._pump(iterator, queue))
@@ -552,8 +579,13 @@ class ManyPagedIterator(Generic[T]):
                 open_next()
             while open_lists:
                 key, queue = open_lists[0]
+                if self._closed:
+                    raise ClosedError("the lists were closed")
                 item = await queue.get()
+                if item is _CLOSED:
+                    raise ClosedError("the lists were closed (by aclose() from another task)")
                 if item is _DONE:
+                    self._queues.remove(queue)
                     open_lists.popleft()
                     self._fold(self._lists.popleft())
                     open_next()

@@ -22,7 +22,13 @@ from ._pagination import PagedIterator, close_all
 from ._raw import WithRawResponse
 from ._retry import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, AiohttpTransport, AsyncTransport
-from ._validate import check_headers, check_int_range, check_query, check_seconds
+from ._validate import (
+    check_headers,
+    check_int_range,
+    check_query,
+    check_seconds,
+    is_header_value,
+)
 from .resources.campaign_leads import CampaignLeads
 from .resources.workflow_leads import WorkflowLeads
 from .resources.workflows import Workflows
@@ -154,6 +160,14 @@ class AsyncDialNexa:
             raise ValueError(
                 "no API key: pass api_key=... or set the DIALNEXA_API_KEY environment variable"
             )
+        if not is_header_value(key.strip()):
+            # Gone from this frame before raising: an error tracker that records the locals
+            # of a traceback's frames must not find the key here.
+            del key, api_key
+            raise ValueError(
+                "api_key contains a line break or another character an HTTP header cannot "
+                "carry (the key is not shown)"
+            )
         url = base_url or os.environ.get("DIALNEXA_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = _check_base_url(url, allow_insecure_http)
         for name, value in (
@@ -236,7 +250,11 @@ class AsyncDialNexa:
         return twin
 
     def __repr__(self) -> str:
-        return f"<AsyncDialNexa base_url={self.base_url!r} max_concurrency={self.max_concurrency}>"
+        # getattr: a half-built session (its __init__ refused an argument) shows too, as in a
+        # traceback rendered with its frames' local variables.
+        base_url = getattr(self, "base_url", None)
+        concurrency = getattr(self, "max_concurrency", None)
+        return f"<AsyncDialNexa base_url={base_url!r} max_concurrency={concurrency}>"
 
     @property
     def closed(self) -> bool:

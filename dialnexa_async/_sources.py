@@ -22,7 +22,9 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,6 +49,7 @@ __all__ = [
     "cell_text",
     "map_row_errors",
     "open_source",
+    "phone_identity",
     "plan_chunks",
 ]
 
@@ -88,12 +91,27 @@ def map_row_errors(errors: Iterable[RowError], row_numbers: list[int]) -> list[R
     """An upload's row errors with its row numbers (header = 1) turned into the caller's."""
     mapped = []
     for error in errors:
-        rows = []
+        rows, outside = [], []
         for row in error.rows:
             index = row - 2
-            rows.append(row_numbers[index] if 0 <= index < len(row_numbers) else row)
-        mapped.append(attrs.evolve(error, rows=rows))
+            if 0 <= index < len(row_numbers):
+                rows.append(row_numbers[index])
+            else:
+                outside.append(row)
+        mapped.append(attrs.evolve(error, rows=rows, unmapped_rows=outside))
     return mapped
+
+
+# What a person writes between the digits of a phone number, and no dialler keeps.
+_SEPARATORS = str.maketrans("", "", " \t\u00a0-.()/")
+
+
+def phone_identity(phone: str) -> str:
+    """A phone number as the SDK compares it, to tell one person from another: trimmed, and
+    without the spaces, hyphens, dots, slashes and parentheses people write between digits
+    (``+91 (980) 000-0001`` and ``+919800000001`` are one person). Nothing else changes: a
+    leading ``+`` or ``0`` stays, so numbers that differ in their digits stay apart."""
+    return phone.strip().translate(_SEPARATORS)
 
 
 def cell_text(value: object) -> str:
@@ -153,6 +171,22 @@ class Source:
         if self._spool is not None:
             spool, self._spool = self._spool, None
             spool.close()
+
+    def digest(self) -> str:
+        """A SHA-256 of what the source holds (its bytes, or its rows), to name the job of
+        enrolling it: the same file or rows give the same digest on every machine."""
+        hasher = hashlib.sha256()
+        if self._path is not None:
+            with self._path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    hasher.update(block)
+        elif self._data is not None:
+            hasher.update(self._data)
+        else:
+            hasher.update(json.dumps(self.header).encode())
+            for row in self._rows or []:
+                hasher.update(json.dumps(row, sort_keys=True).encode())
+        return hasher.hexdigest()
 
     @property
     def content_type(self) -> str:
@@ -299,7 +333,7 @@ class Source:
                 total += 1
                 continue
             # Memory grows with the distinct phone numbers: this is the only per-row state.
-            first = seen.setdefault(phone, number)
+            first = seen.setdefault(phone_identity(phone), number)
             if first != number:
                 if on_duplicate == "error":
                     reason = f"phone_number {phone} repeats row {first}"

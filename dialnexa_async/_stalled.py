@@ -16,8 +16,9 @@ from typing import Any
 
 import attrs
 
-from ._concurrency import OrderedTasks, StreamIterator
+from ._concurrency import OrderedTasks, StreamIterator, TasksClosed
 from ._pagination import PagedIterator, PaginationStats
+from .errors import ClosedError
 from .models import LeadHistory, LeadStatus, WorkflowLead
 
 __all__ = ["StalledLeads", "StalledStats"]
@@ -80,6 +81,10 @@ class StalledLeads(StreamIterator[tuple[WorkflowLead, datetime]]):
         await self._tasks.aclose()
         await self._leads.aclose()
 
+    def _cancel_work(self) -> None:
+        self._tasks.cancel_now()
+        self._leads._cancel_now()
+
     async def _stream(self) -> AsyncGenerator[tuple[WorkflowLead, datetime], None]:
         pending: deque[tuple[int, WorkflowLead]] = deque()
         number = 0
@@ -102,6 +107,8 @@ class StalledLeads(StreamIterator[tuple[WorkflowLead, datetime]]):
                 found = await self._verdict(*pending.popleft())
                 if found is not None:
                     yield found
+        except TasksClosed:
+            raise ClosedError("stalled() was closed (by aclose() or the session)") from None
         finally:
             await self._shut()
 

@@ -39,7 +39,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._tracing import aiohttp_trace_configs
-from .errors import APIConnectionError, APIResponseValidationError, APITimeoutError, DialNexaError
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    ClosedError,
+    DialNexaError,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -173,11 +179,15 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._pool_size = pool_size
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<AiohttpTransport owns_session={self._owns_session}>"
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # Never a new session after aclose(): it would be left open (and warned about).
+            raise ClosedError("this transport is closed (its AsyncDialNexa was closed)")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=max(self._pool_size, 10))
             session = aiohttp.ClientSession(
@@ -196,6 +206,7 @@ class AiohttpTransport:
         return self._session
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -250,6 +261,15 @@ class AiohttpTransport:
             error = _connection_error(exc, method, path, sent=False)
         except (TimeoutError, aiohttp.ClientError) as exc:
             error = _connection_error(exc, method, path, sent=True)
+        except ValueError as exc:
+            # aiohttp refused to build the request (a header it cannot send): nothing left.
+            # The SDK checks headers before this; this keeps aiohttp's frames out if one slips.
+            error = APIConnectionError(
+                f"the request could not be built: {type(exc).__name__}",
+                method=method,
+                path=path,
+                body_sent=False,
+            )
         # Raised here, outside the handlers, so that no __context__ points at aiohttp's error.
         raise scrubbed(error)
 
@@ -335,10 +355,14 @@ def _why(exc: BaseException) -> str:
 
 
 def _without_headers(exc: BaseException) -> BaseException:
-    """``exc`` itself, or a copy of an aiohttp error without the request headers it holds."""
+    """A copy of ``exc`` without a traceback (the frames of aiohttp and asyncio below the
+    SDK hold the request's headers as local variables, which error trackers record) and, for
+    an aiohttp error, without the request headers it holds."""
     info = getattr(exc, "request_info", None)
     if not isinstance(info, aiohttp.RequestInfo):
-        return exc
+        clean = copy.copy(exc)
+        clean.__traceback__ = None
+        return clean
     headers = CIMultiDict(info.headers)
     headers.popall("Authorization", None)
     clean_info = aiohttp.RequestInfo(

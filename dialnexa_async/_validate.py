@@ -31,7 +31,35 @@ def check_id(value: object, name: str) -> str:
         raise ValueError(f"{name} must not be empty")
     if any(ch.isspace() for ch in value):
         raise ValueError(f"{name} must not contain whitespace: {value!r}")
+    if not _encodable(value):
+        raise ValueError(f"{name} is not valid text (a lone surrogate): {value!r}")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# RFC 9110 token characters: what a header name may be made of.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def is_header_name(name: str) -> bool:
+    """Whether ``name`` is an HTTP token (RFC 9110), as a header name must be."""
+    return bool(name) and all(ch in _TOKEN for ch in name)
+
+
+def is_header_value(value: str) -> bool:
+    """Whether ``value`` can be sent as a header value: no control character but a tab (so no
+    line break, no NUL), and nothing outside Latin-1 (HTTP/1.1 sends header bytes as such)."""
+    return all(
+        ch == "\t" or (" " <= ch <= "~") or ("\x80" <= ch <= "\xff" and ch != "\x7f")
+        for ch in value
+    )
 
 
 def check_int_range(value: object, name: str, low: int, high: int | None = None) -> int:
@@ -110,12 +138,18 @@ def check_headers(values: object, name: str) -> dict[str, str] | None:
     for key, value in values.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise TypeError(f"{name} must map str to str, got {key!r}: {type(value).__name__}")
-        if not key or any(ch.isspace() or ch == ":" for ch in key):
-            raise ValueError(f"{name} has an invalid header name: {key!r}")
+        if not is_header_name(key):
+            raise ValueError(
+                f"{name} has an invalid header name: {key!r} (letters, digits and "
+                "!#$%&'*+-.^_`|~ only)"
+            )
         if key.lower() in SDK_HEADERS:
             raise ValueError(f"{name} cannot set {key!r}: the SDK sets it")
-        if any(ch in value for ch in "\r\n"):
-            raise ValueError(f"{name} {key!r} must not contain a line break")
+        if not is_header_value(value):
+            raise ValueError(
+                f"{name} {key!r} must not contain a line break or another control character, "
+                "nor characters beyond Latin-1"
+            )
     return dict(values)
 
 
@@ -140,6 +174,17 @@ def check_query(values: object, name: str) -> dict[str, str | int] | None:
             raise TypeError(
                 f"{name} must map str to str or int, got {key!r}: {type(value).__name__}"
             )
-        if key in SDK_QUERY:
-            raise ValueError(f"{name} cannot set {key!r}: the SDK sets it")
+        if _query_name(key) in SDK_QUERY_FOLDED:
+            raise ValueError(f"{name} cannot set {key!r}: the SDK sets {_query_name(key)!r}")
+        if not _encodable(key) or (isinstance(value, str) and not _encodable(value)):
+            raise ValueError(f"{name} {key!r} is not valid text (a lone surrogate)")
     return dict(values)
+
+
+SDK_QUERY_FOLDED = frozenset(name.lower() for name in SDK_QUERY)
+
+
+def _query_name(key: str) -> str:
+    """The parameter a query key names as servers read it: without case, and without the
+    brackets frameworks use for arrays and objects (``limit[]``, ``LIMIT``, ``page[0]``)."""
+    return key.split("[", 1)[0].strip().lower()

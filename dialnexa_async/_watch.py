@@ -14,6 +14,7 @@ Drift: a lead removed during a scan shifts the pages after it, so a lead can sli
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable, Hashable
 from typing import Literal
 
@@ -22,6 +23,7 @@ import attrs
 
 from ._concurrency import StreamIterator
 from ._pagination import PagedIterator
+from .errors import ClosedError
 from .models import WorkflowLead
 
 __all__ = ["LeadChange", "LeadWatch", "WatchStats"]
@@ -85,6 +87,7 @@ class LeadWatch(StreamIterator[LeadChange]):
         # Lead id -> (fingerprint << 1) | the parity of the scan that last saw it; kept until
         # aclose(), so that the state of a finished watch can still be measured or resumed.
         self._seen: dict[str, int] = {}
+        self._stop = asyncio.Event()  # set by aclose() or the session: no wait, no scan more
         self.stats = WatchStats()
 
     async def aclose(self) -> None:
@@ -92,8 +95,21 @@ class LeadWatch(StreamIterator[LeadChange]):
         self._seen = {}
 
     async def _shut(self) -> None:
+        self._stop.set()
         if self._current is not None:
             await self._current.aclose()
+
+    def _cancel_work(self) -> None:
+        self._stop.set()
+        if self._current is not None:
+            self._current._cancel_now()
+
+    async def _pause(self) -> None:
+        """Wait ``every`` seconds between scans, or until the watch is closed (then raise)."""
+        with anyio.move_on_after(self._every):
+            await self._stop.wait()
+        if self._stop.is_set():
+            raise ClosedError("the watch was closed (by aclose() from another task or the session)")
 
     async def _stream(self) -> AsyncGenerator[LeadChange, None]:
         seen = self._seen
@@ -102,7 +118,9 @@ class LeadWatch(StreamIterator[LeadChange]):
         try:
             while self._max_scans is None or number < self._max_scans:
                 if number:
-                    await anyio.sleep(self._every)
+                    await self._pause()
+                elif self._stop.is_set():
+                    raise ClosedError("the watch was closed")
                 number += 1
                 parity = number & 1
                 report = number > 1 or self._include_initial

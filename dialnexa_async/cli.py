@@ -626,8 +626,9 @@ def _interrupted(
         resume = shlex.join([*command, "--journal", str(journal)])
         lines.append(f"to resume, run the same command again: {resume}")
         lines.append(
-            "rows already enrolled are skipped; add --skip-existing to check the unknown ones "
-            "against the workflow's leads and send those it does not hold."
+            "rows already enrolled are skipped; rows sent without a known outcome are looked "
+            "up among the workflow's leads once their requests can no longer be in progress "
+            "(the run waits for that, at most one --timeout), and only those it lacks are sent."
         )
     else:
         resume = shlex.join([*command, "--skip-existing"])

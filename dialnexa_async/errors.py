@@ -8,7 +8,9 @@
     ├── APIResponseValidationError    an answer arrived, but not in a shape the SDK understands
     ├── PaginationError               the server paged inconsistently (e.g. ignored ``page``)
     ├── EnrollmentError               an enrolment had failed uploads or ones of unknown outcome
+    ├── EnrollmentLockedError         another run holds the enrolment's journal or fleet lock
     ├── LimiterError                  a budget shared with other processes could not be reached
+    ├── ClosedError                   (also a RuntimeError) the session or iterator was closed
     ├── SourceValidationError         (also a ValueError) enrolment rows refused before sending
     └── APIStatusError                the server answered with a 3xx/4xx/5xx status
         ├── RedirectError             3xx (``.location``): redirects are never followed
@@ -41,9 +43,11 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClosedError",
     "ConflictError",
     "DialNexaError",
     "EnrollmentError",
+    "EnrollmentLockedError",
     "InternalServerError",
     "LimiterError",
     "NotFoundError",
@@ -266,7 +270,33 @@ class RateLimitError(APIStatusError):
 
 
 class InternalServerError(APIStatusError):
-    """5xx: the server failed."""
+    """5xx: the server failed.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait (``Retry-After``, sent with a 503 by a
+            server saying it did not take the request on), when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        body: object = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status_code=status_code,
+            body=body,
+            request_id=request_id,
+        )
+        self.retry_after = retry_after
 
 
 class EnrollmentError(DialNexaError):
@@ -296,6 +326,25 @@ class EnrollmentError(DialNexaError):
             else f"enrolment incomplete: {summary}"
         )
         self.result = result
+
+
+class EnrollmentLockedError(DialNexaError):
+    """Another run of the same enrolment holds its lock (the journal's file lock, or the
+    fleet's lock in Redis): nothing was sent. Run it again once the other run has ended.
+
+    Attributes:
+        resource: What is locked: the journal's path, or the fleet lock's key.
+    """
+
+    def __init__(self, message: str, *, resource: str) -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class ClosedError(DialNexaError, RuntimeError):
+    """The session (``AsyncDialNexa.aclose()``) or the iterator (``aclose()`` from another
+    task) was closed: a call or an iteration that was waiting stops with this, and a call made
+    after the session closed sends nothing."""
 
 
 class LimiterError(DialNexaError):

@@ -34,13 +34,14 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Literal
 
 import anyio
 
 from ._limiter import Lease, LocalLimiter
 from ._validate import check_int_range, check_seconds
-from .errors import LimiterError
+from .errors import EnrollmentLockedError, LimiterError
 
 try:
     import redis.asyncio as aioredis
@@ -128,6 +129,16 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 4)
+return 0
+"""
+# A run lock is a key holding its holder's token; only the holder extends or deletes it.
+# KEYS: lock; ARGV: token, lease ms (extend) / token (unlock).
+_EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 # KEYS: cooldown; ARGV: milliseconds.
@@ -231,6 +242,8 @@ class RedisLimiter:
         self._release_script = self._redis.register_script(_RELEASE)
         self._renew_script = self._redis.register_script(_RENEW)
         self._cool_script = self._redis.register_script(_COOL_DOWN)
+        self._extend_lock_script = self._redis.register_script(_EXTEND_LOCK)
+        self._unlock_script = self._redis.register_script(_UNLOCK)
         self._held: set[str] = set()
         self._waiting: set[str] = set()  # tokens of this process's waiters
         self._granted: set[str] = set()  # ... that a release handed a slot to
@@ -296,6 +309,60 @@ class RedisLimiter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    # -- run locks ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the fleet-wide lock ``key`` for the ``async with`` block (a
+        :class:`~dialnexa_async.RunLock`): ``enroll(..., lock=limiter)`` takes one keyed by
+        workflow and source, so that two machines cannot run the same enrolment at once.
+
+        The lock is a Redis key that expires ``lease`` seconds after its last renewal (every
+        ``lease / 3`` while held): a holder that dies frees it within ``lease`` seconds.
+
+        Raises:
+            EnrollmentLockedError: Another holder has it (nothing was done).
+            LimiterError: Redis could not be reached.
+        """
+        name = f"dialnexa:lock:{key}"
+        token = uuid.uuid4().hex
+        try:
+            taken = await self._redis.set(name, token, nx=True, px=self._lease_ms)
+        except (RedisError, OSError) as exc:
+            raise LimiterError(
+                f"lock {key!r}: Redis could not be reached ({type(exc).__name__})",
+                name=self.name,
+            ) from None
+        if not taken:
+            raise EnrollmentLockedError(
+                f"{key} is being run by another process of the fleet (lock {name!r})",
+                resource=name,
+            )
+        keeper = asyncio.create_task(self._keep_lock(name, token), name=f"dialnexa-lock-{key}")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(_RELEASE_SECONDS),
+                contextlib.suppress(RedisError, OSError),
+            ):
+                await self._unlock_script(keys=[name], args=[token])
+
+    async def _keep_lock(self, name: str, token: str) -> None:
+        while True:
+            await anyio.sleep(self._lease_ms / 3000)
+            try:
+                kept = await self._extend_lock_script(keys=[name], args=[token, self._lease_ms])
+            except (RedisError, OSError) as exc:
+                logger.warning("lock %r: could not renew it (%s)", name, exc)
+                continue
+            if not kept:
+                logger.warning("lock %r was lost (expired or taken): renew failed", name)
+                return
 
     # -- slots -------------------------------------------------------------------------------
 

@@ -222,12 +222,15 @@ class RowError:
             split an enrolment into chunks, they are the caller's own row numbers.
         code: A machine-readable code, when sent.
         field: The column at fault, when sent.
+        unmapped_rows: Row numbers the server named that are not in the upload they answer
+            (as the server sent them): a server bug to report, not rows of yours.
     """
 
     message: str
     rows: list[int] = attrs.field(factory=list)
     code: str | None = None
     field: str | None = None
+    unmapped_rows: list[int] = attrs.field(factory=list)
 
 
 @attrs.frozen(kw_only=True)
@@ -254,16 +257,17 @@ class UploadFailure:
     """An upload that failed, or whose outcome is unknown, with everything needed to re-send it.
 
     Attributes:
-        outcome: ``"failed"`` (the server refused it, or it was never sent) or ``"unknown"``
-            (the connection broke after the body was sent: it may have been applied; it was not
-            re-sent).
+        outcome: ``"failed"`` (the server refused it, or it was never sent), ``"unknown"``
+            (it may have reached the server and no answer says what became of it: it was not
+            re-sent) or ``"short"`` (the server accepted it but enrolled fewer leads than it
+            had rows: ``rows`` are the ones it named no lead for, or all of them).
         row_numbers: The caller's row numbers of ``rows`` (header = row 1).
         rows: The rows of this upload, as column → text, exactly as they were to be sent.
         errors: The server's row errors, mapped to the caller's row numbers.
         error: The exception behind the failure.
     """
 
-    outcome: Literal["failed", "unknown"]
+    outcome: Literal["failed", "unknown", "short"]
     row_numbers: list[int]
     rows: list[dict[str, str]]
     errors: list[RowError]
@@ -284,11 +288,15 @@ class SkippedRow:
             ``"already_in_workflow"`` (``skip_existing=True`` found the number among the
             workflow's leads) or ``"duplicate_in_source"`` (``on_duplicate="skip"``: an earlier
             row has the same number).
+        changed_fields: For ``"already_enrolled"``: the columns whose values differ from the
+            row the journal records as enrolled for this number (the person is the number: a
+            corrected name does not enrol them again).
     """
 
     row_number: int
     phone_number: str
     reason: SkipReason
+    changed_fields: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -300,9 +308,11 @@ class EnrollmentResult:
         leads_enrolled: The total enrolled across all accepted uploads.
         uploads: One :class:`Enrollment` per accepted upload, in source order.
         failed: Uploads refused by the server (or not sent), with their rows and row errors.
-        unknown: Uploads whose outcome is unknown, with their rows (including rows an earlier
-            run's journal records as sent without an answer: they are held back, not re-sent).
+        unknown: Uploads that may have reached the server with no answer saying what became
+            of them, with their rows (not re-sent: a re-run with the journal settles them).
         skipped: Rows deliberately not sent, each with its reason.
+        short: Accepted uploads that enrolled fewer leads than they had rows (their rows are
+            counted in ``uploads`` too).
     """
 
     leads_enrolled: int
@@ -310,11 +320,12 @@ class EnrollmentResult:
     failed: list[UploadFailure] = attrs.field(factory=list)
     unknown: list[UploadFailure] = attrs.field(factory=list)
     skipped: list[SkippedRow] = attrs.field(factory=list)
+    short: list[UploadFailure] = attrs.field(factory=list)
 
     @property
     def ok(self) -> bool:
-        """``True`` when every upload was accepted."""
-        return not self.failed and not self.unknown
+        """``True`` when every upload was accepted and enrolled every row it carried."""
+        return not self.failed and not self.unknown and not self.short
 
     @property
     def rows_skipped(self) -> int:

@@ -72,10 +72,12 @@ async def scan_shard(
 
 
 async def enroll_file(ctx: dict[str, Any], workflow_id: str, path: str) -> dict[str, Any]:
-    """Enrol one file, with a journal beside it: a job retried by arq enrols nobody twice."""
+    """Enrol one file, with a journal beside it and the fleet's lock held: a job retried by
+    arq, or queued twice, enrols nobody twice (a second run at the same time is refused with
+    EnrollmentLockedError before it sends anything)."""
     dn: AsyncDialNexa = ctx["dn"]
     result = await dn.workflows.leads.enroll(
-        workflow_id, path, journal=f"{path}.journal", skip_existing=True
+        workflow_id, path, journal=f"{path}.journal", skip_existing=True, lock=ctx["limiter"]
     )
     return {
         "path": path,
@@ -117,7 +119,14 @@ async def enqueue_enrolments(workflow_id: str, paths: list[str]) -> list[str]:
     """Queue one enrolment job per file; return the job ids."""
     queue = await create_pool(RedisSettings.from_dsn(redis_url()))
     try:
-        jobs = [await queue.enqueue_job("enroll_file", workflow_id, path) for path in paths]
+        # A job id made of the workflow and the file: enqueueing the same enrolment again while
+        # it is queued, running or its result is kept is a no-op in arq (it returns None).
+        jobs = [
+            await queue.enqueue_job(
+                "enroll_file", workflow_id, path, _job_id=f"enroll:{workflow_id}:{path}"
+            )
+            for path in paths
+        ]
     finally:
         await queue.aclose()
     return [job.job_id for job in jobs if job is not None]

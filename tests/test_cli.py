@@ -369,8 +369,9 @@ def test_ctrl_c_during_an_enrolment_says_what_was_applied_and_how_to_resume(
     journal = tmp_path / "enrol.jsonl"
     command = COMMAND
     with fake_server_process(1, 150) as (env, wf):
-        enroll = [*command, "leads", "enroll", wf, str(source), "--chunk-size", "100"]
-        enroll += ["--journal", str(journal)]
+        # One attempt may take 2 s: the resume waits at most that long to settle.
+        enroll = [*command, "--timeout", "2", "leads", "enroll", wf, str(source)]
+        enroll += ["--chunk-size", "100", "--journal", str(journal)]
         with subprocess.Popen(enroll, stderr=subprocess.PIPE, text=True, env=env) as first:
             for _ in range(600):  # until an upload has been recorded as enrolled
                 if journal.exists() and '"enrolled"' in journal.read_text():
@@ -383,9 +384,7 @@ def test_ctrl_c_during_an_enrolment_says_what_was_applied_and_how_to_resume(
         assert "interrupted" in err
         assert "row(s) enrolled" in err
         assert "to resume, run the same command again" in err
-        second = subprocess.run(
-            [*enroll, "--skip-existing"], capture_output=True, text=True, env=env, check=False
-        )
+        second = subprocess.run(enroll, capture_output=True, text=True, env=env, check=False)
         assert second.returncode == 0, second.stderr
         assert "already enrolled" in second.stderr
         counted = subprocess.run(

@@ -18,7 +18,14 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from dialnexa_async import AsyncDialNexa, HTTPRequest, HTTPResponse, Lease, LimiterError
+from dialnexa_async import (
+    AsyncDialNexa,
+    EnrollmentLockedError,
+    HTTPRequest,
+    HTTPResponse,
+    Lease,
+    LimiterError,
+)
 from dialnexa_async.testing import FakeDialNexa, MockTransport
 
 from ._redis import redis_binary, redis_server
@@ -400,7 +407,9 @@ async def test_the_arq_example_scans_shards_and_enrols_split_files(
         monkeypatch.setenv("DIALNEXA_BASE_URL", fake.url)
         target = fake.store.create_workflow("enrol here")
         await example.enqueue_scan(fake.workflow_id, 4)
-        await example.enqueue_enrolments(target.id, files)
+        assert len(await example.enqueue_enrolments(target.id, files)) == 2
+        # The same enrolments queued again (a double click, a retried deploy): no new job.
+        assert await example.enqueue_enrolments(target.id, files) == []
         worker = Worker(
             functions=example.WorkerSettings.functions,
             on_startup=example.startup,
@@ -431,3 +440,47 @@ async def test_the_arq_example_scans_shards_and_enrols_split_files(
     enrolments = [r.result for r in results if r.function == "enroll_file"]
     assert sorted(e["enrolled"] for e in enrolments) == [300, 300]
     assert len(target.leads) == 600
+
+
+# -- a fleet-wide lock for enrolments ------------------------------------------------------------
+
+
+async def test_two_machines_cannot_run_the_same_enrolment_at_once(
+    limiter_factory: LimiterFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Two sessions with their own limiters (as two machines, each with its own journal) and
+    the same source: one runs, the other is refused before sending; then the lock is free."""
+    rows = [{"phone_number": f"+9198{i:08d}"} for i in range(300)]
+
+    async def slow(request: web.Request) -> None:
+        if request.method == "POST":
+            await asyncio.sleep(0.05)
+
+    async with FakeDialNexa(api_key=API_KEY, interceptor=slow) as fake:
+        workflow = fake.store.create_workflow("locked")
+        machines = [limiter_factory(_budget(request), max_concurrency=4) for _ in range(2)]
+        sessions = [AsyncDialNexa(API_KEY, base_url=fake.url, limiter=m) for m in machines]
+        async with sessions[0], sessions[1]:
+            outcomes = await asyncio.gather(
+                *(
+                    dn.workflows.leads.enroll(
+                        workflow.id,
+                        rows,
+                        chunk_size=50,
+                        journal=tmp_path / f"machine-{n}.jsonl",
+                        lock=machine,
+                    )
+                    for n, (dn, machine) in enumerate(zip(sessions, machines, strict=True))
+                ),
+                return_exceptions=True,
+            )
+            refused = [o for o in outcomes if isinstance(o, EnrollmentLockedError)]
+            assert len(refused) == 1, outcomes
+            assert refused[0].resource.startswith("dialnexa:lock:enroll:" + workflow.id)
+            # Released when the run ended: the next run takes it (and finds everyone there).
+            again = await sessions[1].workflows.leads.enroll(
+                workflow.id, rows, chunk_size=50, skip_existing=True, lock=machines[1]
+            )
+            assert again.rows_already_enrolled == 300
+    phones = [lead["phone_number"] for lead in fake.store.workflows[workflow.id].leads]
+    assert len(phones) == len(set(phones)) == 300

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -19,16 +19,17 @@ from .._concurrency import gather
 from .._convert import VariableKeys, decode_page
 from .._dashboard import StatusCountsMany
 from .._enroll import EnrollmentPlan, ProgressCallback, enroll_source
+from .._limiter import RunLock
 from .._page_rules import pages_for
 from .._pagination import ManyPagedIterator, PagedIterator, split_pages
-from .._sources import DuplicatePolicy
+from .._sources import DuplicatePolicy, phone_identity
 from .._stalled import StalledLeads
 from .._tracing import operation
 from .._transport import encode_path
 from .._validate import MAX_PAGE_SIZE, check_id, check_int_range, check_seconds, check_timeout
 from .._watch import LeadWatch
 from .._workbook import WorkbookLimits
-from ..errors import EnrollmentError, NotFoundError, PaginationError
+from ..errors import ClosedError, EnrollmentError, NotFoundError, PaginationError
 from ..models import (
     Enrollment,
     EnrollmentResult,
@@ -41,6 +42,8 @@ from ..models import (
 from ._base import APIResource
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "WorkflowLeads"]
+
+_It = TypeVar("_It")
 
 DEFAULT_CHUNK_SIZE = 1000
 MAX_CHUNK_SIZE = 1_000_000
@@ -70,9 +73,14 @@ def _decode_leads(payload: Any, number: int, *, limit: int, path: str) -> Page[W
 class WorkflowLeads(APIResource):
     """``dn.workflows.leads``: the leads enrolled in a workflow."""
 
-    def __init__(self, client: Client, iterators: weakref.WeakSet[PagedIterator[Any]]) -> None:
+    def __init__(self, client: Client, iterators: weakref.WeakSet[Any]) -> None:
         super().__init__(client)
         self._iterators = iterators
+
+    def _registered(self, iterator: _It) -> _It:
+        """``iterator``, known to the session: closing the session stops it."""
+        self._iterators.add(iterator)
+        return iterator
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -301,11 +309,13 @@ class WorkflowLeads(APIResource):
         if max_scans is not None:
             check_int_range(max_scans, "max_scans", 1)
         _status_param(status)
-        return LeadWatch(
-            partial(api.list, workflow_id, status=status, page_size=page_size),
-            every=every,
-            include_initial=include_initial,
-            max_scans=max_scans,
+        return self._registered(
+            LeadWatch(
+                partial(api.list, workflow_id, status=status, page_size=page_size),
+                every=every,
+                include_initial=include_initial,
+                max_scans=max_scans,
+            )
         )
 
     def status_counts_many(
@@ -338,10 +348,12 @@ class WorkflowLeads(APIResource):
             raise TypeError("workflow_ids must be an iterable of ids, not one string")
         ids = [check_id(workflow_id, "workflow_ids[]") for workflow_id in workflow_ids]
         check_timeout(timeout)
-        return StatusCountsMany(
-            ids,
-            partial(api.status_counts, timeout=timeout),
-            concurrency=api._concurrency(max_concurrency),
+        return self._registered(
+            StatusCountsMany(
+                ids,
+                partial(api.status_counts, timeout=timeout),
+                concurrency=api._concurrency(max_concurrency),
+            )
         )
 
     def list_many(
@@ -381,8 +393,8 @@ class WorkflowLeads(APIResource):
                 workflow_id, status=status, page_size=page_size, dedupe=dedupe, timeout=timeout
             )
 
-        return ManyPagedIterator(
-            ids, open_list, ahead=api._client.max_concurrency, tag=_tag_workflow
+        return self._registered(
+            ManyPagedIterator(ids, open_list, ahead=api._client.max_concurrency, tag=_tag_workflow)
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -462,11 +474,13 @@ class WorkflowLeads(APIResource):
             raise ValueError("now must be a timezone-aware datetime")
         concurrency = api._concurrency(max_concurrency)
         leads = api.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
-        return StalledLeads(
-            leads,
-            partial(api._history_if_any, workflow_id),
-            cutoff=(now or datetime.now(UTC)) - older_than,
-            concurrency=concurrency,
+        return self._registered(
+            StalledLeads(
+                leads,
+                partial(api._history_if_any, workflow_id),
+                cutoff=(now or datetime.now(UTC)) - older_than,
+                concurrency=concurrency,
+            )
         )
 
     async def _history_if_any(self, workflow_id: str, lead_id: str) -> LeadHistory | None:
@@ -516,6 +530,7 @@ class WorkflowLeads(APIResource):
         timeout: float | None = None,
         journal: str | os.PathLike[str] | None = None,
         skip_existing: bool = False,
+        lock: RunLock | None = None,
         encoding: str | None = None,
         workbook_limits: WorkbookLimits | None = None,
         extra_headers: Mapping[str, str] | None = None,
@@ -541,15 +556,21 @@ class WorkflowLeads(APIResource):
             raise_on_error: Raise :class:`EnrollmentError` (carrying this result) when any
                 upload failed or has an unknown outcome.
             timeout: A deadline for each upload, retries included, in seconds.
-            journal: A file (created if missing) that records each upload before it is sent and
-                its outcome as soon as it is known, flushed to disk each time. Run the same
-                enrolment again with the same journal and rows already enrolled are skipped,
-                failed ones are sent again, and rows whose outcome is unknown are held back
-                and reported (see the README's "Limits and safety").
-            skip_existing: First read the workflow's leads (a concurrent scan) and skip rows
+            journal: A file (created if missing, locked for the run) that records each upload
+                before it is sent and its outcome as soon as it is known, flushed to disk each
+                time. Run the same enrolment again with the same journal and every person (phone
+                number) is enrolled exactly once: numbers already enrolled are skipped, failed
+                ones sent again, and unknown ones settled against the workflow's leads once
+                their requests can no longer be in progress (see the README's "Limits and
+                safety"). A second run with the same journal at the same time raises
+                :class:`EnrollmentLockedError` before sending anything.
+            skip_existing: First read the workflow's leads (one complete scan) and skip rows
                 whose phone number is already there: a re-run enrols nobody twice even without
-                a journal, and rows a journal holds as unknown are settled by what the
-                workflow holds.
+                a journal.
+            lock: A lock shared by a fleet (a :class:`~dialnexa_async.fleet.RedisLimiter`),
+                taken for the run under a key made of the workflow and a digest of the
+                source: a second machine running the same enrolment at the same time raises
+                :class:`EnrollmentLockedError` before sending anything.
             encoding: A CSV file's text encoding (default UTF-8, with or without a BOM).
             workbook_limits: Bounds an .xlsx must stay within (default
                 :class:`~dialnexa_async.WorkbookLimits`).
@@ -576,19 +597,25 @@ class WorkflowLeads(APIResource):
             raise ValueError(
                 f"on_duplicate must be 'error', 'skip' or 'keep', not {on_duplicate!r}"
             )
+        if lock is not None and not isinstance(lock, RunLock):
+            raise TypeError(f"lock must be a RunLock (e.g. a RedisLimiter), got {lock!r}")
         if not isinstance(skip_existing, bool):
             raise TypeError(f"skip_existing must be a bool, got {type(skip_existing).__name__}")
         journal_path = _journal_path(journal)
         concurrency = api._concurrency(max_concurrency)
         if api._client.closed:
-            raise RuntimeError("this AsyncDialNexa is closed")
+            raise ClosedError("this AsyncDialNexa is closed")
         path = encode_path("workflows", workflow_id, "leads")
         plan = EnrollmentPlan(
             workflow_id=workflow_id,
             send=lambda file: api._post(path, cast_to=Enrollment, file=file, timeout=timeout),
             closed=lambda: api._client.closed,
-            phone_numbers=partial(api._phone_numbers, workflow_id) if skip_existing else None,
+            phone_numbers=partial(api._phone_numbers, workflow_id),
+            skip_existing=skip_existing,
+            upload_deadline=api._client.call_deadline(timeout),
+            attempt_deadline=api._client.attempt_deadline(timeout),
             journal=journal_path,
+            lock=lock,
             encoding=encoding,
             workbook_limits=workbook_limits,
             on_duplicate=on_duplicate,
@@ -610,12 +637,13 @@ class WorkflowLeads(APIResource):
         return result
 
     async def _phone_numbers(self, workflow_id: str) -> set[str]:
-        """The phone numbers of the workflow's leads (removed ones aside), from one scan."""
+        """The phone numbers of the workflow's leads (removed ones aside), as
+        ``phone_identity`` gives them, from one complete scan (an incomplete one raises)."""
         numbers: set[str] = set()
         async with self.list(workflow_id) as leads:
             async for lead in leads:
                 if lead.phone_number and lead.status != LeadStatus.REMOVED:
-                    numbers.add(lead.phone_number.strip())
+                    numbers.add(phone_identity(lead.phone_number))
         return numbers
 
 
