@@ -220,6 +220,9 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         call = _Call(method, self._url(path, params), path, json, file, parse)
         attempt = 0
+        # Whether an earlier attempt may have been applied (sent, and no answer said it was
+        # not): only then does an ok_after_retry status mean the work was done.
+        maybe_applied = False
         while True:
             budget = self._timeout if deadline is None else deadline - time.monotonic()
             outcome = await self._attempt(call, budget, deadline is not None, attempt)
@@ -232,10 +235,11 @@ class Client:
                 await self._cool_down(error.status_code, outcome.retry_after)
             if (
                 isinstance(error, APIStatusError)
-                and attempt
+                and maybe_applied
                 and error.status_code in ok_after_retry
             ):
                 return Response(status=error.status_code, payload=error.body, attempts=attempt + 1)
+            maybe_applied = maybe_applied or _maybe_applied(outcome)
             if not self._retryable(outcome, attempt, idempotent):
                 raise self._give_up(error, attempt)
             delay = self.retry.delay(attempt, retry_after=outcome.retry_after)
@@ -407,6 +411,18 @@ class Client:
         except APIResponseValidationError as exc:
             return _Failure(exc)
         return Response(status=answer.status, payload=payload, attempts=attempts, headers=headers)
+
+
+def _maybe_applied(failure: _Failure) -> bool:
+    """Whether a failed attempt may still have been carried out by the server: a connection
+    lost after the request went out, or a 500, 502 or 504 (a gateway's backend may have done
+    the work), but not an answer saying it was not taken on (a 429, a 503) nor a 4xx."""
+    error = failure.error
+    if isinstance(error, APIConnectionError):
+        return error.body_sent
+    if isinstance(error, APIStatusError):
+        return error.status_code >= 500 and error.status_code != 503
+    return False
 
 
 @lru_cache(maxsize=256)

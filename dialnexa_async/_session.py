@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 import attrs
@@ -301,6 +301,10 @@ class AsyncDialNexa:
                 f"path must be a path under the base URL, like '/workflows', without a query, "
                 f"a host or spaces: got {path!r}"
             )
+        if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+            # Dot segments, raw or percent-encoded, would climb out of the base URL at the
+            # server or a proxy that normalises paths.
+            raise ValueError(f"path must not contain '.' or '..' segments: got {path!r}")
         safe = quote(path, safe="/%:@!$&'()*+,;=-._~")
         if idempotent is None:
             idempotent = verb in ("GET", "PUT", "DELETE")
