@@ -231,8 +231,6 @@ class Client:
             # The session closed under the attempt (its connections with it): say that.
             self._check_open()
             error = outcome.error
-            if outcome.retry_after is not None and isinstance(error, APIStatusError):
-                await self._cool_down(error.status_code, outcome.retry_after)
             if (
                 isinstance(error, APIStatusError)
                 and maybe_applied
@@ -339,6 +337,12 @@ class Client:
                 # decipher's): a key the server echoed must be gone from the body they hold.
                 answer = attrs.evolve(answer, body=redact(answer.body, self._key))
             outcome = self._decipher(call, answer, attempt + 1)
+            if isinstance(outcome, _Failure) and outcome.retry_after is not None:
+                # Before the slot goes back: the fleet's pause must be in place before a
+                # release can hand the slot to a waiter elsewhere.
+                error = outcome.error
+                if isinstance(error, APIStatusError):
+                    await self._cool_down(error.status_code, outcome.retry_after)
             return outcome
         finally:
             await self._release(leases)

@@ -3,8 +3,11 @@
 **Fan-out inside one call** (:func:`gather`: ``status_counts`` asks once per status) is an anyio
 task group: structured, nothing outlives the call. A public call must fail the way a single
 request fails (``except NotFoundError`` has to catch it), so each child catches its own failure,
-the first one cancels the rest, and that first error is raised alone, the others named in its
-notes: never an ``ExceptionGroup``.
+and the first error is raised alone, the others named in its notes: never an
+``ExceptionGroup``. A failure does not cancel the siblings: their requests are already at the
+server, and a request abandoned there would give back its slot of the session's cap while the
+server still works on it (the cap holds where it is counted: at the server). Each is bounded by
+its own deadline.
 
 **Bounded, ordered, cancel-on-exit work behind an iterator** (:class:`OrderedTasks`: the pager's
 page fetches, ``list_many``'s lists, ``stalled``'s history requests, an enrolment's uploads)
@@ -39,20 +42,19 @@ Y = TypeVar("Y")
 
 async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
     """Run every call concurrently and return their results in order, or raise the first
-    error (after cancelling and awaiting the others)."""
+    error once every call has ended (none is abandoned; see the module docstring)."""
     results: list[Any] = [None] * len(calls)
     errors: list[Exception] = []
 
-    async def run(index: int, call: Callable[[], Awaitable[T]], scope: anyio.CancelScope) -> None:
+    async def run(index: int, call: Callable[[], Awaitable[T]]) -> None:
         try:
             results[index] = await call()
         except Exception as exc:
             errors.append(exc)
-            scope.cancel()
 
     async with anyio.create_task_group() as tg:
         for index, call in enumerate(calls):
-            tg.start_soon(run, index, call, tg.cancel_scope)
+            tg.start_soon(run, index, call)
     if errors:
         first = errors[0]
         for other in errors[1:]:

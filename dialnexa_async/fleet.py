@@ -45,13 +45,17 @@ from .errors import EnrollmentLockedError, LimiterError
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
 except ModuleNotFoundError as exc:  # pragma: no cover - the redis extra installs it
     raise ModuleNotFoundError(
         "dialnexa_async.fleet needs redis-py: pip install 'dialnexa-async[redis]'"
     ) from exc
 
-__all__ = ["RedisLimiter"]
+__all__ = ["DEFAULT_LEASE", "RedisLimiter"]
+
+DEFAULT_LEASE = 90.0
 
 logger = logging.getLogger("dialnexa_async.fleet")
 
@@ -185,9 +189,14 @@ class RedisLimiter:
         max_concurrency: Attempts in flight at once across the fleet.
         max_rate: Attempts per second across the fleet (``None``: no rate limit).
         lease: Seconds a slot is held without renewal; a dead process's slots are free again
-            after this long. Renewed every ``lease / 3`` while held.
+            after this long. Renewed every ``lease / 3`` while held, by the event loop that
+            holds it. The default, 90 s, is longer than a request's default timeout (60 s):
+            a slot outlives the request it was taken for, unless that process's event loop
+            stops for longer than ``lease`` (a SIGSTOP, a blocking call), which is the one way
+            the fleet can exceed its cap (see the README's "Running a fleet").
         redis_timeout: Seconds a Redis command may take before the budget counts as
-            unreachable.
+            unreachable: the socket timeouts of the client the limiter makes, which retries
+            nothing (a client you pass keeps its own timeouts and retries).
         fallback: ``"error"`` (default): raise :class:`~dialnexa_async.LimiterError` when Redis
             cannot be reached; ``"local"``: use a per-process limiter of ``max_concurrency``
             until it can.
@@ -200,7 +209,7 @@ class RedisLimiter:
         name: str,
         max_concurrency: int,
         max_rate: float | None = None,
-        lease: float = 10.0,
+        lease: float = DEFAULT_LEASE,
         redis_timeout: float = 2.0,
         fallback: Literal["error", "local"] = "error",
     ) -> None:
@@ -217,11 +226,15 @@ class RedisLimiter:
         self.max_concurrency = max_concurrency
         self.max_rate = max_rate
         self.fallback = fallback
+        self._redis_timeout = redis_timeout
         if isinstance(url_or_client, str):
             self._redis = aioredis.Redis.from_url(
                 url_or_client,
                 socket_timeout=redis_timeout,
                 socket_connect_timeout=redis_timeout,
+                # No retries inside redis-py: redis_timeout is the whole wait for a command.
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
             )
             self._owns_redis = True
             self._url: str | None = url_or_client
@@ -252,6 +265,8 @@ class RedisLimiter:
         self._cool_until = 0.0  # monotonic: this process's copy of the fleet's cool-down
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tidying: set[asyncio.Task[None]] = set()
         self.stats: dict[str, int] = {"acquired": 0, "waited": 0, "fallbacks": 0}
 
     def __repr__(self) -> str:
@@ -260,11 +275,25 @@ class RedisLimiter:
             f"max_rate={self.max_rate}>"
         )
 
+    def _check_loop(self) -> None:
+        """The limiter's connections and renewals live on the loop that first used it."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                f"RedisLimiter {self.name!r} was first used on another event loop, and its "
+                "connections and lease renewals belong to that loop: create one RedisLimiter "
+                "per event loop (with asyncio.run per task, as in Celery, create it inside the "
+                "coroutine asyncio.run runs, and close it there)"
+            )
+
     # -- the Limiter protocol ----------------------------------------------------------------
 
     async def acquire(self) -> Lease:
         # Every slot of this process, the fleet's or the fallback's, is also one of its own
         # max_concurrency: so falling back while fleet slots are still out never goes past it.
+        self._check_loop()
         local = await self._local.acquire()
         token = uuid.uuid4().hex
         try:
@@ -272,8 +301,15 @@ class RedisLimiter:
             try:
                 await self._take_slot(token)
             except (RedisError, OSError) as exc:
+                # Redis did not answer within redis_timeout: tidy up (leave the queue, give
+                # back a slot the script may have granted) in the background, so that the
+                # caller hears of it after redis_timeout, not after more waits on a dead Redis.
+                self._tidy_later(token)
                 self._unreachable(exc)
                 return local
+        except LimiterError:
+            await local.release()
+            raise
         except BaseException:
             # Cancelled (a deadline) perhaps just after the slot was granted: give it back.
             await self._release_quietly(token)
@@ -284,6 +320,7 @@ class RedisLimiter:
         return _RedisLease(self, token, local)
 
     async def cool_down(self, seconds: float) -> None:
+        self._check_loop()
         self._cool_until = max(self._cool_until, time.monotonic() + seconds)
         try:
             await self._cool_script(keys=[self._keys[4]], args=[max(1, int(seconds * 1000))])
@@ -296,7 +333,7 @@ class RedisLimiter:
     async def aclose(self) -> None:
         """Stop renewing and listening; close the Redis client if this limiter made it."""
         self._closed = True
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = [*self._tasks, *self._tidying], []
         for task in tasks:
             task.cancel()
         if tasks:
@@ -325,6 +362,7 @@ class RedisLimiter:
             EnrollmentLockedError: Another holder has it (nothing was done).
             LimiterError: Redis could not be reached.
         """
+        self._check_loop()
         name = f"dialnexa:lock:{key}"
         token = uuid.uuid4().hex
         try:
@@ -366,9 +404,24 @@ class RedisLimiter:
 
     # -- slots -------------------------------------------------------------------------------
 
+    def _tidy_later(self, token: str) -> None:
+        """Leave the queue and give back a possibly granted slot, in a task of the limiter's
+        own (``aclose()`` cancels it): best effort, as Redis may be gone."""
+
+        async def tidy() -> None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.zrem(self._keys[1], token)
+            await self._release_quietly(token)
+
+        task = asyncio.create_task(tidy(), name=f"dialnexa-fleet-tidy-{self.name}")
+        self._tidying.add(task)
+        task.add_done_callback(self._tidying.discard)
+
     async def _take_slot(self, token: str) -> None:
         try:
             await self._wait_for_slot(token)
+        except (RedisError, OSError):
+            raise  # Redis is not answering: the caller tidies up in the background
         except BaseException:
             # Cancelled (a deadline) or failed while queued: leave the queue, so that nobody
             # waits behind a ticket nobody will use.

@@ -484,3 +484,97 @@ async def test_two_machines_cannot_run_the_same_enrolment_at_once(
             assert again.rows_already_enrolled == 300
     phones = [lead["phone_number"] for lead in fake.store.workflows[workflow.id].leads]
     assert len(phones) == len(set(phones)) == 300
+
+
+# -- the budget holds where it is counted ------------------------------------------------------
+
+
+def test_a_limiter_used_on_a_second_event_loop_says_so(redis_url: str) -> None:
+    from dialnexa_async.fleet import RedisLimiter
+
+    limiter = RedisLimiter(redis_url, name=f"second-loop-{os.getpid()}", max_concurrency=2)
+
+    async def use() -> None:
+        lease = await limiter.acquire()
+        await lease.release()
+
+    async def use_and_close() -> None:
+        await use()
+        await limiter.aclose()  # its connections belong to this loop: closed with it
+
+    asyncio.run(use_and_close())
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(use())
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(limiter.cool_down(1))
+
+
+async def test_redis_timeout_is_the_whole_wait_no_hidden_retries() -> None:
+    """A Redis that accepts connections and never answers: one connection, one wait, then
+    LimiterError (redis-py's own retries would open more)."""
+    from dialnexa_async.fleet import RedisLimiter
+
+    connections = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        limiter = RedisLimiter(
+            f"redis://127.0.0.1:{port}/0", name="silent", max_concurrency=2, redis_timeout=0.3
+        )
+        try:
+            with anyio.fail_after(30), pytest.raises(LimiterError):
+                await limiter.acquire()
+        finally:
+            await limiter.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections == 1
+
+
+async def test_a_429_pauses_the_fleet_before_its_slot_goes_back() -> None:
+    events: list[str] = []
+
+    class Recording:
+        async def acquire(self) -> Lease:
+            events.append("acquire")
+
+            class Slot:
+                async def release(self) -> None:
+                    events.append("release")
+
+            return Slot()
+
+        async def cool_down(self, seconds: float) -> None:
+            events.append("cool_down")
+
+        async def aclose(self) -> None:
+            pass
+
+    def busy(request: HTTPRequest) -> HTTPResponse:
+        return HTTPResponse.json({"message": "slow down"}, status=429, headers={"Retry-After": "0"})
+
+    async with AsyncDialNexa(
+        API_KEY, transport=MockTransport(busy), limiter=Recording(), max_retries=0
+    ) as dn:
+        with pytest.raises(Exception, match="429"):
+            await dn.campaign_leads.get("lead_1")
+    assert events == ["acquire", "cool_down", "release"]
+
+
+async def test_counts_of_missing_workflows_never_exceed_the_cap_at_the_server() -> None:
+    """Workflows that 404 used to cancel their sibling requests, freeing their slots while the
+    server still worked on them: the server saw 13 in flight under a cap of 8."""
+    async with FakeDialNexa(leads=50, api_key=API_KEY, latency=0.02) as fake:
+        ids = [fake.workflow_id or ""] * 45 + [f"wf_missing_{n}" for n in range(5)]
+        async with AsyncDialNexa(API_KEY, base_url=fake.url, max_concurrency=8) as dn:
+            results = await dn.workflows.leads.status_counts_many(ids).collect()
+    assert sum(1 for result in results.values() if not result.ok) == 5
+    assert fake.stats.max_in_flight <= 8
