@@ -12,9 +12,11 @@ import csv
 import enum
 import json
 import logging
+import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -66,8 +68,10 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-# Control characters (ESC above all) in text a server sent would drive the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (ESC above all, C1's CSI too) in text a server sent would drive the
+# terminal; bidirectional overrides would make it show text in another order than it is.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_IN_CELLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _safe(text: object) -> str:
@@ -75,9 +79,42 @@ def _safe(text: object) -> str:
     return _CONTROL.sub("?", str(text))
 
 
+def _cell(value: object) -> str:
+    """A value for a table or CSV cell: one line, with no character a terminal obeys."""
+    return _CONTROL_IN_CELLS.sub("?", "" if value is None else str(value))
+
+
+def _json_line(value: Any, *, indent: int | None = None) -> str:
+    """JSON text with every control and bidirectional character escaped (``\\u009b``): still
+    the same JSON, never an instruction to a terminal."""
+    text = json.dumps(_plain(value), ensure_ascii=False, indent=indent)
+    return _CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+# A cell a spreadsheet would run as a formula: one that starts with = + - @ (or a tab or CR
+# before them), unless it is a plain number such as a phone number (+919800000001, -5).
+_FORMULA = re.compile(r"^[=+\-@\t\r]")
+_NUMBER = re.compile(r"^[+-]?[0-9][0-9 ().-]*$")
+
+
+def _csv_cell(value: object, *, raw: bool) -> str:
+    text = _cell(value)
+    if raw or not _FORMULA.match(text) or _NUMBER.match(text):
+        return text
+    return "'" + text  # shown as text by spreadsheets, not run
+
+
 def _fail(message: str) -> NoReturn:
     _stderr().print(f"error: {_safe(message)}", markup=False, style="red", soft_wrap=True)
     raise SystemExit(1)
+
+
+def _quiet_exit() -> NoReturn:
+    """The reader of our output went away (``| head -1``): stop without a word, and keep
+    Python from complaining when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -88,9 +125,17 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         _fail(f"{exc}; cause: {exc.__cause__}" if exc.__cause__ else str(exc))
     except DialNexaError as exc:
         _fail(str(exc))
+    except UnicodeEncodeError as exc:
+        # The output's encoding (LC_ALL=C, PYTHONIOENCODING=latin-1) cannot hold the data.
+        _fail(
+            f"the output cannot hold this text in the {exc.encoding} encoding: set "
+            "PYTHONIOENCODING=utf-8 (or a UTF-8 locale), or write to a file with --output"
+        )
     except (ValueError, TypeError) as exc:
         # The SDK refuses bad input before sending: a usage error.
         raise click.UsageError(_safe(exc)) from None
+    except BrokenPipeError:
+        _quiet_exit()
     except OSError as exc:
         # A file the command was to read or write: say which and why, without a traceback.
         _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
@@ -160,7 +205,7 @@ def _plain(value: Any) -> Any:
 
 
 def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+    click.echo(_json_line(value, indent=2))
 
 
 def _print_result(ctx: click.Context, call: Callable[[AsyncDialNexa], Awaitable[Any]]) -> None:
@@ -323,7 +368,7 @@ def workflows_list(ctx: click.Context, sort_by: str | None, sort_order: str | No
     async def run() -> None:
         async with _client(ctx) as dn:
             async for workflow in dn.workflows.list(sort_by=sort_by, sort_order=sort_order):  # type: ignore[arg-type]
-                click.echo(json.dumps(_plain(workflow), ensure_ascii=False))
+                click.echo(_json_line(workflow))
 
     _run(run())
 
@@ -372,18 +417,27 @@ def _lead_row(lead: WorkflowLead) -> dict[str, Any]:
     help="Default: a table on a terminal, JSON lines into a pipe or a file.",
 )
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
+@click.option(
+    "--raw-csv",
+    is_flag=True,
+    help="Write CSV cells that start with = + - @ as they are (by default they are prefixed "
+    "with ' so a spreadsheet shows them as text instead of running them as formulas).",
+)
 @click.pass_context
-def leads_list(
+def leads_list(  # noqa: PLR0917 - click passes every option as an argument
     ctx: click.Context,
     workflow_id: str,
     status: str | None,
     output_format: str | None,
     output: str | None,
+    raw_csv: bool,
 ) -> None:
     """Every lead of a workflow, fetched concurrently, in order.
 
     jsonl and csv are written as pages arrive; a table (which holds every row until the end) is
-    the default only on a terminal.
+    the default only on a terminal. Whatever the format, a lead's text is data: control and
+    bidirectional characters are never passed to the terminal, and CSV cells that a
+    spreadsheet would run as formulas are neutralised (see --raw-csv).
     """
     console = _stderr()
     if output_format is None:
@@ -400,7 +454,7 @@ def leads_list(
             if output_format == "jsonl":
 
                 def writer(lead: WorkflowLead) -> None:
-                    out.write(json.dumps(_lead_row(lead), ensure_ascii=False) + "\n")
+                    out.write(_json_line(_lead_row(lead)) + "\n")
 
             elif output_format == "csv":
                 rows = csv.writer(out)
@@ -408,19 +462,16 @@ def leads_list(
 
                 def writer(lead: WorkflowLead) -> None:
                     row = _lead_row(lead)
-                    rows.writerow(
-                        [
-                            *("" if row[c] is None else row[c] for c in LEAD_COLUMNS),
-                            json.dumps(row["metadata"], ensure_ascii=False),
-                        ]
-                    )
+                    cells = [*(row[c] for c in LEAD_COLUMNS), _json_line(row["metadata"])]
+                    rows.writerow([_csv_cell(cell, raw=raw_csv) for cell in cells])
 
             else:
                 table = Table(*LEAD_COLUMNS)
 
                 def writer(lead: WorkflowLead) -> None:
                     row = _lead_row(lead)
-                    table.add_row(*("" if row[c] is None else str(row[c]) for c in LEAD_COLUMNS))
+                    # Text objects: a lead's "[bold]" or "[/]" is data, not rich markup.
+                    table.add_row(*(Text(_cell(row[c])) for c in LEAD_COLUMNS))
 
             with _progress(console) as progress:
                 task = progress.add_task("leads", total=None)
@@ -575,16 +626,24 @@ def leads_enroll(  # noqa: PLR0917 - click passes every option as an argument
             console.print(f"failed rows written to {errors_csv}", markup=False)
         return not problems
 
+    # SIGTERM (a deploy, a container stopping) ends the run as Ctrl-C does: uploads in flight
+    # are recorded, the report says what was applied, and the scratch journal is removed.
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         ok = _run(run())
     except KeyboardInterrupt:
         _interrupted(console, workflow_id, file, journal_path, explicit=journal is not None)
         raise SystemExit(130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     if not ok:
         raise SystemExit(1)
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _report(console: Console, result: EnrollmentResult) -> None:
@@ -725,7 +784,7 @@ def leads_watch(
                     line = {"change": change.kind, "scan": change.scan, "id": change.lead_id}
                     if change.lead is not None:
                         line |= _lead_row(change.lead)
-                    click.echo(json.dumps(line, ensure_ascii=False))
+                    click.echo(_json_line(line))
 
     with suppress(KeyboardInterrupt):
         _run(run())
@@ -752,7 +811,7 @@ def leads_stalled(ctx: click.Context, workflow_id: str, older_than: str) -> None
         async with _client(ctx) as dn:
             async for lead, since in dn.workflows.leads.stalled(workflow_id, older_than=window):
                 line = {**_lead_row(lead), "since": _plain(since)}
-                click.echo(json.dumps(line, ensure_ascii=False))
+                click.echo(_json_line(line))
 
     _run(run())
 
@@ -792,16 +851,19 @@ def fake_server(
     """
     from dialnexa_async.testing import DEFAULT_API_KEY, serve  # noqa: PLC0415 - this command's
 
-    with suppress(KeyboardInterrupt):
-        asyncio.run(
-            serve(
-                port=port,
-                leads=lead_count,
-                latency_ms=latency_ms,
-                api_key=server_key or DEFAULT_API_KEY,
-                export=not plain,
+    try:
+        with suppress(KeyboardInterrupt):
+            asyncio.run(
+                serve(
+                    port=port,
+                    leads=lead_count,
+                    latency_ms=latency_ms,
+                    api_key=server_key or DEFAULT_API_KEY,
+                    export=not plain,
+                )
             )
-        )
+    except OSError as exc:  # the port is taken, or not ours to listen on
+        _fail(f"cannot serve on port {port}: {exc.strerror or exc}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -472,13 +472,17 @@ class WorkflowLeads(APIResource):
             raise ValueError("older_than must not be negative")
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
             raise ValueError("now must be a timezone-aware datetime")
+        try:
+            cutoff = (now or datetime.now(UTC)) - older_than
+        except OverflowError:
+            raise ValueError(f"older_than reaches before year 1: {older_than}") from None
         concurrency = api._concurrency(max_concurrency)
         leads = api.list(workflow_id, status=LeadStatus.IN_PROGRESS, max_concurrency=concurrency)
         return self._registered(
             StalledLeads(
                 leads,
                 partial(api._history_if_any, workflow_id),
-                cutoff=(now or datetime.now(UTC)) - older_than,
+                cutoff=cutoff,
                 concurrency=concurrency,
             )
         )
