@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.fleet
 	$(BIN)/python -m benchmarks.watch
+	$(BIN)/python -m benchmarks.journal
 	$(BIN)/python -m benchmarks.dashboard
 
 clean:

@@ -38,7 +38,7 @@ import anyio
 import attrs
 
 from ._concurrency import OrderedTasks
-from ._journal import Journal, row_digest, row_errors_json, upload_key
+from ._journal import Journal, person_key, row_digest, row_errors_json, upload_key
 from ._limiter import RunLock
 from ._sources import (
     PHONE_COLUMN,
@@ -227,13 +227,14 @@ def select_rows(
         if number in duplicates:
             selection.skip(number, written, "duplicate_in_source")
             continue
-        digest = enrolled.get(phone)
+        key = person_key(phone)
+        digest = enrolled.get(key)
         if digest is not None:
             selection.skip(number, written, "already_enrolled")
             if digest and digest != row_digest(row):
                 selection.changed[phone] = row
             continue
-        if phone in unknown:
+        if key in unknown:
             if phone in workflow:
                 selection.settled_found.append(phone)
                 selection.skip(number, written, "already_in_workflow")

@@ -63,6 +63,7 @@ except ImportError:  # pragma: no cover - not POSIX
 __all__ = [
     "Journal",
     "JournalSummary",
+    "person_key",
     "read_journal",
     "row_digest",
     "upload_key",
@@ -109,9 +110,16 @@ class JournalSummary:
     leads_enrolled: int
 
 
+def person_key(phone: str) -> int:
+    """What the journal's tables are keyed by: the hash of a phone number's identity (as
+    ``phone_identity`` gives it). An int takes half the memory of the string, and the tables
+    live only in the process that read the journal, so Python's own string hash serves."""
+    return hash(phone)
+
+
 @attrs.define
 class _Upload:
-    phones: list[str]
+    keys: list[int]  # person_key of each row's phone number
     digests: list[int]
     settle_after: float
 
@@ -127,11 +135,11 @@ class _Record:
     workflow_id: str | None = None
     runs: int = 0
     leads_enrolled: int = 0
-    # The rows enrolled: phone -> digest of the row as sent.
-    enrolled: dict[str, int] = attrs.field(factory=dict)
-    # The rows of unknown outcome: phone -> when its request can no longer be in progress.
-    unknown: dict[str, float] = attrs.field(factory=dict)
-    failed: set[str] = attrs.field(factory=set)
+    # The rows enrolled: person key -> digest of the row as sent.
+    enrolled: dict[int, int] = attrs.field(factory=dict)
+    # The rows of unknown outcome: person key -> when its request can no longer be in progress.
+    unknown: dict[int, float] = attrs.field(factory=dict)
+    failed: set[int] = attrs.field(factory=set)
     _pending: dict[str, _Upload] = attrs.field(factory=dict)
 
     def add(self, event: Mapping[str, Any]) -> None:
@@ -148,7 +156,7 @@ class _Record:
             if not isinstance(rows, list):
                 raise _Damaged("rows is not a list")
             self._pending[str(event["upload"])] = _Upload(
-                phones=[phone_identity(str(row.get(PHONE_COLUMN, ""))) for row in rows],
+                keys=[person_key(phone_identity(str(row.get(PHONE_COLUMN, "")))) for row in rows],
                 digests=[row_digest(row) for row in rows],
                 settle_after=float(event.get("settle_after", 0.0)),
             )
@@ -164,23 +172,24 @@ class _Record:
                 raise _Damaged("phones is not a list")
             found = event.get("reason") == "already_in_workflow"
             for phone in phones:
-                if self.unknown.pop(phone, None) is not None and found:
-                    self.enrolled.setdefault(phone, 0)
+                key = person_key(phone_identity(str(phone)))
+                if self.unknown.pop(key, None) is not None and found:
+                    self.enrolled.setdefault(key, 0)
 
     def _outcome(self, kind: str, upload: _Upload, leads: int) -> None:
         if kind == "enrolled":
             self.leads_enrolled += leads
-        for phone, digest in zip(upload.phones, upload.digests, strict=True):
+        for key, digest in zip(upload.keys, upload.digests, strict=True):
             if kind == "enrolled":
-                self.enrolled[phone] = digest
-                self.unknown.pop(phone, None)
-                self.failed.discard(phone)
-            elif phone in self.enrolled:
+                self.enrolled[key] = digest
+                self.unknown.pop(key, None)
+                self.failed.discard(key)
+            elif key in self.enrolled:
                 continue
             elif kind == "unknown":
-                self.unknown[phone] = max(self.unknown.get(phone, 0.0), upload.settle_after)
-            elif phone not in self.unknown:
-                self.failed.add(phone)
+                self.unknown[key] = max(self.unknown.get(key, 0.0), upload.settle_after)
+            elif key not in self.unknown:
+                self.failed.add(key)
 
     def _close_run(self) -> None:
         """Uploads of an ended run with no outcome may have reached the server: unknown."""
@@ -315,9 +324,11 @@ class Journal:
     :meth:`close`.
 
     Attributes:
-        enrolled: Phone numbers already enrolled, each with the digest of its row as sent.
-        unknown: Phone numbers sent with no known outcome, each with the time (seconds since
-            the epoch) after which its request can no longer be in progress.
+        enrolled: Phone numbers already enrolled (by :func:`person_key`), each with the digest
+            of its row as sent.
+        unknown: Phone numbers sent with no known outcome (by :func:`person_key`), each with
+            the time (seconds since the epoch) after which its request can no longer be in
+            progress.
     """
 
     def __init__(self, path: Path, workflow_id: str, source: str) -> None:

@@ -362,3 +362,25 @@ def test_a_crashed_run_leaves_a_journal_the_next_run_reads(tmp_path: Path) -> No
     code = "import fcntl, sys; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)"
     # No lock is left behind by a reader.
     subprocess.run([sys.executable, "-c", code, str(journal)], check=True)
+
+
+async def test_skip_existing_decides_only_on_a_complete_scan() -> None:
+    """The workflow's page 3 comes back one lead short, twice: the enrolment stops with a
+    typed error before it sends anything (it used to re-send 801 of 1,000 rows)."""
+    from dialnexa_async import PaginationError
+    from dialnexa_async.testing import HostilePages
+
+    pages = HostilePages([f"lead_{n}" for n in range(1000)], short_always={3: 1})
+    uploads = 0
+
+    def handler(request: HTTPRequest) -> HTTPResponse:
+        nonlocal uploads
+        if request.method == "POST":
+            uploads += 1
+            return HTTPResponse.json({"leads_enrolled": 1}, status=201)
+        return pages(request)
+
+    async with AsyncDialNexa(API_KEY, transport=MockTransport(handler), max_retries=0) as dn:
+        with pytest.raises(PaginationError, match="page 3"):
+            await dn.workflows.leads.enroll("wf_1", rows_of(1000), skip_existing=True)
+    assert uploads == 0
