@@ -240,7 +240,32 @@ class UnprocessableEntityError(APIStatusError):
     """422: the request was well formed but semantically invalid."""
 
 
-class RateLimitError(APIStatusError):
+class _AnswerWithRetryAfter(APIStatusError):
+    """An error answer that may say how long to wait (``Retry-After``): a 429, or a 503."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        body: object = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status_code=status_code,
+            body=body,
+            request_id=request_id,
+        )
+        self.retry_after = retry_after
+
+
+class RateLimitError(_AnswerWithRetryAfter):
     """429: too many requests.
 
     Attributes:
@@ -265,38 +290,17 @@ class RateLimitError(APIStatusError):
             status_code=status_code,
             body=body,
             request_id=request_id,
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
 
 
-class InternalServerError(APIStatusError):
+class InternalServerError(_AnswerWithRetryAfter):
     """5xx: the server failed.
 
     Attributes:
         retry_after: Seconds the server asked to wait (``Retry-After``, sent with a 503 by a
             server saying it did not take the request on), when it said.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str,
-        path: str,
-        status_code: int,
-        body: object = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            method=method,
-            path=path,
-            status_code=status_code,
-            body=body,
-            request_id=request_id,
-        )
-        self.retry_after = retry_after
 
 
 class EnrollmentError(DialNexaError):
