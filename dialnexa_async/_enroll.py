@@ -27,6 +27,7 @@ failure as its cause: never an ``ExceptionGroup``, never a lost result.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
@@ -335,10 +336,7 @@ class _Run:
             # the write completes (the worker thread is not abandoned).
             await anyio.to_thread.run_sync(self.journal.record, event)
             return
-        # An outcome is written even when the run is cancelled meanwhile: a lost "enrolled"
-        # would leave the upload unknown.
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.journal.record, event)
+        await _write_through_cancellation(self.journal, event)
 
     async def _upload(self, index: int, chunk: Chunk) -> None:
         key = upload_key(chunk.data)
@@ -456,6 +454,23 @@ class _Run:
         reason = self.fatal or self.crash
         error = reason if isinstance(reason, Exception) else DialNexaError("upload not sent")
         self.failed[index] = _failure("failed", chunk, error)
+
+
+async def _write_through_cancellation(journal: Journal, event: dict[str, Any]) -> None:
+    """Write an outcome to the journal even when the run is cancelled meanwhile (a lost
+    "enrolled" would leave the upload unknown): the write is handed to a worker thread at
+    once, with no checkpoint before it where a cancellation could stop it from starting, and
+    awaited to the end; a cancellation that came meanwhile is raised after."""
+    written = asyncio.get_running_loop().run_in_executor(None, journal.record, event)
+    cancelled: asyncio.CancelledError | None = None
+    while not written.done():
+        try:
+            await asyncio.shield(written)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    written.result()  # a write that failed (a full disk) raises here
+    if cancelled is not None:
+        raise cancelled
 
 
 def _applied_maybe(exc: APIStatusError) -> bool:

@@ -626,24 +626,41 @@ def leads_enroll(  # noqa: PLR0917 - click passes every option as an argument
             console.print(f"failed rows written to {errors_csv}", markup=False)
         return not problems
 
-    # SIGTERM (a deploy, a container stopping) ends the run as Ctrl-C does: uploads in flight
-    # are recorded, the report says what was applied, and the scratch journal is removed.
-    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
-        ok = _run(run())
+        ok = _run(_until_sigterm(run()))
     except KeyboardInterrupt:
         _interrupted(console, workflow_id, file, journal_path, explicit=journal is not None)
         raise SystemExit(130) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     if not ok:
         raise SystemExit(1)
 
 
-def _interrupt_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+async def _until_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """``work``, ended by SIGTERM (a deploy, a container stopping) as Ctrl-C ends it: the
+    task is cancelled (as asyncio.run does on SIGINT), so uploads in flight are recorded and
+    the report says what was applied; then it surfaces as ``KeyboardInterrupt``."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _report(console: Console, result: EnrollmentResult) -> None:
