@@ -87,7 +87,7 @@ def test_a_closed_pipe_ends_the_command_quietly() -> None:
             listing.stdout.close()
             _, err = listing.communicate(timeout=60)
     assert listing.returncode == 0, err
-    assert err == b""
+    assert err.strip() == b""  # no "Broken pipe", no "Unclosed client session"
 
 
 def test_output_that_cannot_hold_the_text_is_a_clear_error(hostile_server: FakeDialNexa) -> None:

@@ -510,8 +510,8 @@ def test_a_limiter_used_on_a_second_event_loop_says_so(redis_url: str) -> None:
 
 
 async def test_redis_timeout_is_the_whole_wait_no_hidden_retries() -> None:
-    """A Redis that accepts connections and never answers: one connection, one wait, then
-    LimiterError (redis-py's own retries would open more)."""
+    """A Redis that accepts connections and never answers: one wait, then LimiterError
+    (redis-py's own retries would open more connections first)."""
     from dialnexa_async.fleet import RedisLimiter
 
     connections = 0
@@ -531,12 +531,17 @@ async def test_redis_timeout_is_the_whole_wait_no_hidden_retries() -> None:
         try:
             with anyio.fail_after(30), pytest.raises(LimiterError):
                 await limiter.acquire()
+            # Counted as the error is raised: the tidying up that follows it in the
+            # background may open a connection of its own.
+            opened_before_the_error = connections
         finally:
             await limiter.aclose()
     finally:
         server.close()
         await server.wait_closed()
-    assert connections == 1
+    # One for the command, and the one the limiter's release listener opens (some redis-py
+    # versions open it at once): retries, or a wait for clean-up, would open more.
+    assert opened_before_the_error <= 2
 
 
 async def test_a_429_pauses_the_fleet_before_its_slot_goes_back() -> None:
