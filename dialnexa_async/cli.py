@@ -619,7 +619,7 @@ def leads_enroll(  # noqa: PLR0917 - click passes every option as an argument
                     skip_existing=skip_existing,
                     encoding=encoding,
                 )
-        problems = [*result.failed, *result.unknown]
+        problems = [*result.failed, *result.unknown, *result.short]
         _report(console, result)
         if errors_csv is not None and problems:
             _write_errors_csv(errors_csv, problems)
@@ -672,7 +672,7 @@ def _report(console: Console, result: EnrollmentResult) -> None:
         f"{result.rows_skipped} row(s) skipped ({result.rows_already_enrolled} already enrolled)",
         markup=False,
     )
-    problems = [*result.failed, *result.unknown]
+    problems = [*result.failed, *result.unknown, *result.short]
     if problems:
         table = Table("row", "outcome", "reason")
         for failure in problems:

@@ -306,7 +306,8 @@ class InternalServerError(_AnswerWithRetryAfter):
 class EnrollmentError(DialNexaError):
     """An enrolment that did not fully go through, with everything it did.
 
-    Raised by ``enroll(..., raise_on_error=True)`` when any upload failed or is unknown, and by
+    Raised by ``enroll(..., raise_on_error=True)`` when any upload failed, is unknown or came
+    back short (``result.ok`` is false), and by
     every ``enroll`` that had to stop early for a reason outside the API: an ``on_progress``
     callback that raised, a journal that could not be written, the session closed under it.
     Then the cause is the ``__cause__``, uploads in flight were let finish, and rows not sent
@@ -324,6 +325,8 @@ class EnrollmentError(DialNexaError):
             f"{result.leads_enrolled} leads enrolled, "
             f"{failed} upload(s) failed, {unknown} upload(s) with unknown outcome"
         )
+        if result.short:
+            summary += f", {len(result.short)} accepted upload(s) enrolled fewer leads than rows"
         super().__init__(
             f"enrolment stopped ({reason}): {summary}"
             if reason
