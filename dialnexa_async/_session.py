@@ -46,10 +46,16 @@ _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
 
 def _log_from_environment() -> None:
     """``DIALNEXA_LOG=info|debug`` sends the SDK's log lines to stderr (as ``OPENAI_LOG``
-    does), unless the application already configured the ``dialnexa_async`` logger."""
+    does). An application that configured logging itself (a handler on the root logger or on
+    ``dialnexa_async``) gets the level and keeps its own handlers: no second copy of each
+    line."""
     level = _LOG_LEVELS.get(os.environ.get("DIALNEXA_LOG", "").strip().lower())
     sdk = logging.getLogger("dialnexa_async")
-    if level is None or sdk.handlers:
+    if level is None:
+        return
+    if sdk.handlers or logging.getLogger().handlers:
+        if sdk.level == logging.NOTSET:
+            sdk.setLevel(level)
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))

@@ -126,6 +126,27 @@ def test_dialnexa_log_turns_the_sdk_logs_on() -> None:
     assert "dnx_secret_in_env" not in outputs["debug"]
 
 
+def test_dialnexa_log_under_an_application_that_configured_logging_prints_each_line_once() -> None:
+    code = (
+        "import asyncio, logging, sys\n"
+        "logging.basicConfig(stream=sys.stderr, format='app: %(message)s')\n"
+        "from dialnexa_async import AsyncDialNexa, HTTPResponse\n"
+        "from dialnexa_async.testing import MockTransport\n"
+        "async def main():\n"
+        "    t = MockTransport(lambda r: HTTPResponse.json({'id': 'l'}))\n"
+        "    async with AsyncDialNexa('dnx_key', transport=t) as dn:\n"
+        "        await dn.campaign_leads.get('l')\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "DIALNEXA_LOG": "debug"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    lines = [line for line in done.stderr.splitlines() if "GET /campaigns-leads/l -> 200" in line]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("app: ")  # through the application's own handler
+
+
 # -- dashboards --------------------------------------------------------------------------------
 
 
