@@ -518,10 +518,12 @@ def leads_count(ctx: click.Context, workflow_id: str, by_status: bool, watch: fl
         return {"all": await dn.workflows.leads.count(workflow_id)}
 
     def show(values: dict[str, int]) -> None:
-        if by_status:
+        if not by_status:
+            click.echo(values["all"])
+        elif sys.stdout.isatty():
             Console(highlight=False).print(_counts_table(values))
         else:
-            click.echo(values["all"])
+            click.echo(json.dumps(values))  # a pipe or a file gets data, not a box table
 
     async def run() -> None:
         async with _client(ctx) as dn:

@@ -117,8 +117,8 @@ def test_leads_count(server: FakeDialNexa) -> None:
     assert total.stdout.strip() == "230"
     by_status = run(server, "leads", "count", wf, "--by-status")
     assert by_status.exit_code == 0
-    assert "in_progress" in by_status.stdout
-    assert "92" in by_status.stdout  # 2 of every 5 generated leads are in progress
+    counts = json.loads(by_status.stdout)  # into a pipe: JSON, not a box table
+    assert counts["in_progress"] == 92  # 2 of every 5 generated leads are in progress
 
 
 def test_enroll_reports_failed_rows_and_writes_them(server: FakeDialNexa, tmp_path: Path) -> None:
