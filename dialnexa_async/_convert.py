@@ -1,7 +1,8 @@
 """The one cattrs converter, and every hook that lets it read what the API sends.
 
-The API speaks several dialects at once (see ``shared/seeds/README.md`` and
-``shared/api/README.md``): snake_case and camelCase keys, ``created_at``/``enrolled_at``,
+The API speaks several dialects at once (its reference pages disagree with themselves, and the
+live service with the pages; ``tests/samples`` holds an example of each): snake_case and
+camelCase keys, ``created_at``/``enrolled_at``,
 ``metadata``/``notes``/``dynamic_variables``, ``title``/``name``, a ``{statusCode, message,
 data}`` envelope, ``meta`` with or without ``totalPages`` or no ``meta`` at all. Each model class
 gets a key-normalising step in front of cattrs' generated structure function, so the models stay

@@ -1,4 +1,4 @@
-"""What a backend expects of the SDK (issue 13): an escape hatch, a first page before streaming,
+"""What a backend expects of the SDK: an escape hatch, a first page before streaming,
 a clear error on a second event loop, logging switched on from the environment."""
 
 from __future__ import annotations

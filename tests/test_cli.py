@@ -318,7 +318,7 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert "fake-server" in result.stdout
 
 
-# -- hardening (issue 10) ----------------------------------------------------------------------
+# -- hostile input and output paths ------------------------------------------------------------
 
 
 def test_hostile_input_and_output_paths_are_one_line_errors(
@@ -397,7 +397,7 @@ def test_ctrl_c_during_an_enrolment_says_what_was_applied_and_how_to_resume(
         assert counted.stdout.strip() == "3001"  # the seeded lead, and everyone once
 
 
-# -- what a backend team asked of the command (issue 13) ---------------------------------------
+# -- pipes, global options, watching, removing from stdin ---------------------------------------
 
 
 def test_list_into_a_pipe_is_json_lines_and_remove_reads_stdin(server: FakeDialNexa) -> None:

@@ -1,4 +1,4 @@
-"""Enrolments that are interrupted, re-run, or fed careless input (issue 10's items in brackets)."""
+"""Enrolments that are interrupted, re-run, or fed careless input."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def stored(fake: FakeDialNexa, workflow_id: str) -> Counter[str]:
     return Counter(lead["phone_number"] for lead in fake.store.workflows[workflow_id].leads)
 
 
-# -- [C] journals ------------------------------------------------------------------------------
+# -- journals ------------------------------------------------------------------------------
 
 
 async def test_a_timed_out_enrolment_re_run_with_its_journal_enrols_nobody_twice(
@@ -222,7 +222,7 @@ async def test_a_session_closed_mid_enrolment_raises_the_result_not_a_group() ->
     assert accounted == 1000
 
 
-# -- [G] errors that escaped the hierarchy -----------------------------------------------------
+# -- errors that escaped the hierarchy -----------------------------------------------------
 
 
 async def test_status_counts_of_a_missing_workflow_is_one_not_found_error() -> None:
@@ -272,7 +272,7 @@ async def test_stalled_survives_a_lead_removed_meanwhile_and_closes_cleanly() ->
             assert [t for t in asyncio.all_tasks() if t.get_name().startswith("dialnexa-")] == []
 
 
-# -- [I] careless input ------------------------------------------------------------------------
+# -- careless input ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("chunk_size", [1000, 1])

@@ -1,6 +1,6 @@
 """The SDK against hostile servers and careless callers: redirects, floods, deadlines, secrets.
 
-Each test here failed before the hardening it covers (issue 10's items in brackets).
+Each test here failed before the hardening it covers.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .conftest import API_KEY
 MiB = 1024 * 1024
 
 
-# -- [D] redirects are never followed ----------------------------------------------------------
+# -- redirects are never followed ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -65,7 +65,7 @@ async def test_a_redirect_loop_is_one_request_not_thirty() -> None:
     assert fake.stats.requests == 1
 
 
-# -- [B] responses of any size -----------------------------------------------------------------
+# -- responses of any size -----------------------------------------------------------------
 
 
 async def test_an_oversize_body_fails_once_past_max_response_bytes() -> None:
@@ -123,7 +123,7 @@ async def test_a_long_error_message_is_cut() -> None:
     assert len(str(info.value)) < 2200
 
 
-# -- [F] deadlines -----------------------------------------------------------------------------
+# -- deadlines -----------------------------------------------------------------------------
 
 
 def rate_limited(retry_after: str) -> Any:
@@ -204,7 +204,7 @@ def test_an_invalid_session_timeout_is_refused(setting: Any) -> None:
         AsyncDialNexa(API_KEY, timeout=setting)
 
 
-# -- [H] secrets -------------------------------------------------------------------------------
+# -- secrets -------------------------------------------------------------------------------
 
 
 async def test_a_key_echoed_by_the_server_is_redacted() -> None:
@@ -265,7 +265,7 @@ def test_a_base_url_that_would_fail_later_is_refused_now(url: str) -> None:
         AsyncDialNexa(API_KEY, base_url=url)
 
 
-# -- [I] every attempt counts ------------------------------------------------------------------
+# -- every attempt counts ------------------------------------------------------------------
 
 
 async def test_a_dropped_connection_is_resent_only_by_the_retry_budget() -> None:
@@ -289,7 +289,7 @@ async def test_a_dropped_connection_is_resent_only_by_the_retry_budget() -> None
     assert requests == 6  # 3 attempts each, not 6 each
 
 
-# -- [E] pagination that never ends or silently stops ------------------------------------------
+# -- pagination that never ends or silently stops ------------------------------------------
 
 
 async def test_a_server_cycling_through_two_pages_is_stopped() -> None:
