@@ -67,7 +67,6 @@ from .errors import (
     LimiterError,
     NotFoundError,
     PermissionDeniedError,
-    RateLimitError,
     RedirectError,
     UnprocessableEntityError,
 )
@@ -197,8 +196,9 @@ class Selection:
     # Unknown rows of an earlier run, settled by the scan: found in the workflow, or not.
     settled_found: list[str] = attrs.field(factory=list)
     settled_absent: list[str] = attrs.field(factory=list)
-    # Rows the journal holds as enrolled whose other columns changed: phone -> row now.
-    changed: dict[str, Row] = attrs.field(factory=dict)
+    # Rows the journal holds as enrolled whose other columns changed: their place in
+    # ``skipped`` -> (phone, row now).
+    changed: dict[int, tuple[str, Row]] = attrs.field(factory=dict)
     to_send: int = 0
 
     def skip(self, number: int, phone: str, reason: SkipReason) -> None:
@@ -233,7 +233,7 @@ def select_rows(
         if digest is not None:
             selection.skip(number, written, "already_enrolled")
             if digest and digest != row_digest(row):
-                selection.changed[phone] = row
+                selection.changed[len(selection.skipped) - 1] = (phone, row)
             continue
         if key in unknown:
             if phone in workflow:
@@ -252,13 +252,11 @@ def select_rows(
 
 def _name_changes(selection: Selection, journal: Journal) -> None:
     """Say which columns of each row skipped as already enrolled differ from the row sent."""
-    before = journal.rows_sent(set(selection.changed))
-    by_phone = {phone: row for phone, row in selection.changed.items() if phone in before}
-    for index, skipped in enumerate(selection.skipped):
-        phone = phone_identity(skipped.phone_number)
-        if skipped.reason != "already_enrolled" or phone not in by_phone:
+    before = journal.rows_sent({phone for phone, _ in selection.changed.values()})
+    for index, (phone, now) in selection.changed.items():
+        then = before.get(phone)
+        if then is None:
             continue
-        now, then = by_phone[phone], before[phone]
         fields = tuple(
             sorted(
                 column
@@ -266,7 +264,7 @@ def _name_changes(selection: Selection, journal: Journal) -> None:
                 if now.get(column) != then.get(column)
             )
         )
-        selection.skipped[index] = attrs.evolve(skipped, changed_fields=fields)
+        selection.skipped[index] = attrs.evolve(selection.skipped[index], changed_fields=fields)
 
 
 @attrs.define
@@ -477,14 +475,8 @@ def _applied_maybe(exc: APIStatusError) -> bool:
     """Whether an error answer leaves open that the upload was applied: a 5xx may come after
     the work was done, except a 503 with ``Retry-After`` (the server saying it did not take
     the request on, as a 429 does); a 4xx was refused."""
-    if isinstance(exc, RateLimitError):
-        return False
-    if (
-        isinstance(exc, InternalServerError)
-        and exc.status_code == 503
-        and exc.retry_after is not None
-    ):
-        return False
+    if isinstance(exc, InternalServerError) and exc.status_code == 503:
+        return exc.retry_after is None
     return exc.status_code >= 500
 
 

@@ -188,6 +188,7 @@ class _Record:
                 continue
             elif kind == "unknown":
                 self.unknown[key] = max(self.unknown.get(key, 0.0), upload.settle_after)
+                self.failed.discard(key)
             elif key not in self.unknown:
                 self.failed.add(key)
 
@@ -199,7 +200,6 @@ class _Record:
 
     def finish(self) -> _Record:
         self._close_run()
-        self.failed -= self.enrolled.keys() | self.unknown.keys()
         return self
 
 
