@@ -244,9 +244,6 @@ class StreamIterator(Generic[Y]):
 
     def _cancel_now(self) -> None:
         """Stop the work in flight without waiting (the session is closing)."""
-        self._cancel_work()
-
-    def _cancel_work(self) -> None:
         raise NotImplementedError
 
     def _stream(self) -> AsyncGenerator[Y, None]:

@@ -77,7 +77,7 @@ class StatusCountsMany(StreamIterator[WorkflowCounts]):
     async def _shut(self) -> None:
         await self._tasks.aclose()
 
-    def _cancel_work(self) -> None:
+    def _cancel_now(self) -> None:
         self._tasks.cancel_now()
 
     async def _one(self, workflow_id: str) -> WorkflowCounts:

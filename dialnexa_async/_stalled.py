@@ -81,7 +81,7 @@ class StalledLeads(StreamIterator[tuple[WorkflowLead, datetime]]):
         await self._tasks.aclose()
         await self._leads.aclose()
 
-    def _cancel_work(self) -> None:
+    def _cancel_now(self) -> None:
         self._tasks.cancel_now()
         self._leads._cancel_now()
 

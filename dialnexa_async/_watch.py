@@ -99,7 +99,7 @@ class LeadWatch(StreamIterator[LeadChange]):
         if self._current is not None:
             await self._current.aclose()
 
-    def _cancel_work(self) -> None:
+    def _cancel_now(self) -> None:
         self._stop.set()
         if self._current is not None:
             self._current._cancel_now()
