@@ -26,6 +26,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
+from ._concurrency import same_loop
 from ._decipher import decipher, header, redact, request_id
 from ._limiter import Lease, Limiter, LocalLimiter
 from ._retry import RetryPolicy, parse_retry_after
@@ -262,16 +263,9 @@ class Client:
             raise ClosedError("this AsyncDialNexa is closed")
 
     def _check_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._life.loop is None:
-            self._life.loop = loop
-        elif self._life.loop is not loop:
-            raise RuntimeError(
-                "this AsyncDialNexa was first used on another event loop, and its connections "
-                "belong to that loop: create one AsyncDialNexa per event loop (with "
-                "asyncio.run per task, as in Celery, create it inside the coroutine asyncio.run "
-                "runs, and close it there)"
-            )
+        self._life.loop = same_loop(
+            self._life.loop, "this AsyncDialNexa", "AsyncDialNexa", "its connections"
+        )
 
     def _give_up(self, error: DialNexaError, attempt: int) -> DialNexaError:
         if attempt:

@@ -34,10 +34,33 @@ from typing import Any, Generic, Self, TypeVar
 
 import anyio
 
-__all__ = ["OrderedTasks", "StreamIterator", "TasksClosed", "close_generator", "gather"]
+__all__ = [
+    "OrderedTasks",
+    "StreamIterator",
+    "TasksClosed",
+    "close_generator",
+    "gather",
+    "same_loop",
+]
 
 T = TypeVar("T")
 Y = TypeVar("Y")
+
+
+def same_loop(
+    bound: asyncio.AbstractEventLoop | None, owner: str, kind: str, holds: str
+) -> asyncio.AbstractEventLoop:
+    """The running loop, which must be ``bound`` when ``owner`` was used before: what it
+    ``holds`` (connections, lease renewals) belongs to the loop that first used it. The Celery
+    pattern (``asyncio.run`` per task) is the usual way to break that; the error says so."""
+    loop = asyncio.get_running_loop()
+    if bound is not None and bound is not loop:
+        raise RuntimeError(
+            f"{owner} was first used on another event loop, and {holds} belong to that loop: "
+            f"create one {kind} per event loop (with asyncio.run per task, as in Celery, "
+            "create it inside the coroutine asyncio.run runs, and close it there)"
+        )
+    return loop
 
 
 async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:

@@ -39,6 +39,7 @@ from typing import Literal
 
 import anyio
 
+from ._concurrency import same_loop
 from ._limiter import Lease, LocalLimiter
 from ._validate import check_int_range, check_seconds
 from .errors import EnrollmentLockedError, LimiterError
@@ -226,7 +227,6 @@ class RedisLimiter:
         self.max_concurrency = max_concurrency
         self.max_rate = max_rate
         self.fallback = fallback
-        self._redis_timeout = redis_timeout
         if isinstance(url_or_client, str):
             self._redis = aioredis.Redis.from_url(
                 url_or_client,
@@ -276,17 +276,12 @@ class RedisLimiter:
         )
 
     def _check_loop(self) -> None:
-        """The limiter's connections and renewals live on the loop that first used it."""
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise RuntimeError(
-                f"RedisLimiter {self.name!r} was first used on another event loop, and its "
-                "connections and lease renewals belong to that loop: create one RedisLimiter "
-                "per event loop (with asyncio.run per task, as in Celery, create it inside the "
-                "coroutine asyncio.run runs, and close it there)"
-            )
+        self._loop = same_loop(
+            self._loop,
+            f"RedisLimiter {self.name!r}",
+            "RedisLimiter",
+            "its connections and lease renewals",
+        )
 
     # -- the Limiter protocol ----------------------------------------------------------------
 
