@@ -69,9 +69,11 @@ def _stderr() -> Console:
 
 
 # Control characters (ESC above all, C1's CSI too) in text a server sent would drive the
-# terminal; bidirectional overrides would make it show text in another order than it is.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_IN_CELLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# terminal; bidirectional marks and overrides would make it show text in another order.
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# A table or CSV cell is one line: tabs and line breaks go too.
+_CONTROL_IN_CELLS = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 
 
 def _safe(text: object) -> str:
